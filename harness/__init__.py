@@ -1,0 +1,1 @@
+"""Everything that runs: CLI, zoo, data, resize, metrics, checkpoints, measurement, training, store."""

@@ -1,0 +1,94 @@
+"""Loading official and trained checkpoints with strict key checking and clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+DEFAULT_KEYS = ("params_ema", "params", "state_dict", "model")
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint whose tensors do not fit the model."""
+
+
+def file_sha256(path: str | Path, length: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:length]
+
+
+def read_checkpoint(path: str | Path) -> object:
+    """torch.load on CPU; refuses to execute arbitrary pickles, falls back only for legacy tensor pickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt or foreign file: say which file and why
+        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+
+
+def unwrap_state_dict(obj: object, keys: Sequence[str] = DEFAULT_KEYS) -> dict[str, torch.Tensor]:
+    """Container unwrapping: the first of ``keys`` present (BasicSR ``params_ema``/``params`` ...), then
+    ``module.`` prefixes (DataParallel) stripped. A flat state dict is returned as is."""
+    sd = obj
+    if isinstance(sd, Mapping):
+        for k in keys:
+            if k in sd and isinstance(sd[k], Mapping):
+                sd = sd[k]
+                break
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointMismatchError(
+            "checkpoint holds no state dict (looked for keys " + ", ".join(keys) + " and a flat dict of tensors)"
+        )
+    out = {}
+    for k, v in sd.items():
+        while k.startswith("module."):
+            k = k[len("module.") :]
+        out[k] = v
+    return out
+
+
+def describe_mismatch(model: nn.Module, sd: Mapping[str, torch.Tensor], limit: int = 8) -> str | None:
+    """None when ``sd`` fits ``model`` exactly, else a readable list of missing/unexpected/misshaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shaped = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    if not (missing or unexpected or shaped):
+        return None
+
+    def fmt(label: str, items: list[str]) -> str:
+        more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+        return f"{len(items)} {label}: " + ", ".join(items[:limit]) + more
+
+    parts = [fmt(lbl, it) for lbl, it in (("missing", missing), ("unexpected", unexpected), ("misshaped", shaped)) if it]
+    return "; ".join(parts)
+
+
+def load_into(
+    model: nn.Module, path: str | Path, keys: Sequence[str] = DEFAULT_KEYS
+) -> nn.Module:
+    """Load a checkpoint file into ``model`` with strict=True after container unwrapping.
+
+    Raises :class:`CheckpointMismatchError` naming the mismatched keys and shapes; the model is untouched then.
+    """
+    sd = unwrap_state_dict(read_checkpoint(path), keys)
+    problem = describe_mismatch(model, sd)
+    if problem:
+        raise CheckpointMismatchError(
+            f"checkpoint {Path(path).name} does not fit {type(model).__name__}: {problem}"
+        )
+    model.load_state_dict(sd, strict=True)
+    return model

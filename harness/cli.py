@@ -1,0 +1,281 @@
+"""``lmfn-bench``: the command line of the harness."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.checkpoint import CheckpointMismatchError
+from harness.data import DataError, available_datasets, canonical_dataset
+from harness.metrics import PROTOCOLS
+from harness.runner import MissingCheckpointError, run_eval
+from harness.store import DEFAULT_STORE, Store
+from harness.zoo import SCALES, UnknownModelError, get_spec, registry
+
+app = typer.Typer(
+    help="Benchmark and ablation harness for efficient single-image super-resolution, built around LMFN.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+store_app = typer.Typer(help="Manage results stores.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+out = Console()
+err = Console(stderr=True)
+
+_EXPECTED = (
+    DataError,
+    UnknownModelError,
+    CheckpointMismatchError,
+    MissingCheckpointError,
+    FileNotFoundError,
+    ValueError,
+)
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Expected failures become one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _EXPECTED as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; results written so far are kept")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+DataRootOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root",
+        envvar="LMFN_BENCH_DATA",
+        help="Folder with benchmark/<Set5|Set14|B100|Urban100|Manga109>/HR. Without it, the embedded "
+        "Default set (scikit-image photos) is used.",
+    ),
+]
+StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite results store.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per result instead of a table.")]
+
+
+def _check_scale(scale: int) -> int:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
+    return scale
+
+
+@app.command()
+@friendly_errors
+def models(
+    details: Annotated[bool, typer.Option("--details", help="Also build each model and count its params at x2/x3/x4.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the model zoo."""
+    rows = []
+    for spec in registry().values():
+        row = {"model": spec.name, "family": spec.family, "scales": list(spec.scales), "paper": spec.paper,
+               "checkpoints": {str(k): v for k, v in spec.checkpoints.items()}}
+        if details:
+            row["params"] = {
+                str(s): sum(p.numel() for p in spec.builder(s).parameters()) for s in spec.scales
+            }
+        rows.append(row)
+    if json_out:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    table = Table(title="lmfn-bench model zoo")
+    for col in ("model", "family", "scales", "official checkpoints"):
+        table.add_column(col)
+    if details:
+        for s in SCALES:
+            table.add_column(f"params x{s}", justify="right")
+    for r in rows:
+        cells = [r["model"], r["family"], ",".join(map(str, r["scales"])), " ".join(r["checkpoints"].values())]
+        if details:
+            cells += [f"{r['params'][str(s)]:,}" if str(s) in r["params"] else "-" for s in SCALES]
+        table.add_row(*cells)
+    out.print(table)
+
+
+def _print_results(rows: list[dict], json_out: bool) -> None:
+    if json_out:
+        keys = ("model", "variant", "scale", "dataset", "protocol", "psnr", "ssim", "n_images", "source",
+                "checkpoint", "checkpoint_hash", "code_rev", "device", "versions", "created_at", "uid")
+        for r in rows:
+            print(json.dumps({k: r.get(k) for k in keys}), flush=True)
+        return
+    table = Table()
+    for col in ("model", "scale", "dataset", "protocol", "PSNR", "SSIM", "images", "checkpoint"):
+        table.add_column(col, justify="right" if col in ("PSNR", "SSIM", "images", "scale") else "left")
+    for r in rows:
+        table.add_row(r["model"], f"x{r['scale']}", r["dataset"], r["protocol"], f"{r['psnr']:.3f}",
+                      f"{r['ssim']:.4f}", str(r["n_images"]), Path(r["checkpoint"]).name or "-")
+    out.print(table)
+
+
+def _parse_shard(shard: str | None) -> tuple[int, int]:
+    if shard is None:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got '{shard}'") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard i/n needs 0 <= i < n, got '{shard}'")
+    return i, n
+
+
+@app.command("eval")
+@friendly_errors
+def eval_cmd(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo name (see `models`) or module.path:factory.")] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Benchmark set(s); default: all available.")] = None,
+    scale: Annotated[list[int] | None, typer.Option("--scale", "-s", help="Upscaling factor(s): 2, 3, 4. Default 4; with --all every scale.")] = None,
+    data_root: DataRootOpt = None,
+    protocol: Annotated[str, typer.Option(help=f"Evaluation protocol: {' | '.join(PROTOCOLS)} (see DESIGN.md).")] = "basicsr",
+    checkpoint: Annotated[Path | None, typer.Option(help="Weights file to load (strict).")] = None,
+    weights_dir: Annotated[Path | None, typer.Option(help="Folder searched (recursively) for official checkpoints by file name.")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Every zoo model x scale x available dataset; models without a checkpoint are listed, not evaluated.")] = False,
+    force: Annotated[bool, typer.Option(help="With --all: re-measure results the store already has.")] = False,
+    shard: Annotated[str | None, typer.Option(help="With --all: run only share i of n (i/n), to split the matrix over machines.")] = None,
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
+    store: StoreOpt = Path(DEFAULT_STORE),
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure PSNR / SSIM (Y channel) on benchmark sets and write them to the results store."""
+    from harness.runner import prepare
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
+    scales = [_check_scale(s) for s in scale] if scale else ([] if all_models else [4])
+    sets = [canonical_dataset(d) for d in dataset] if dataset else available_datasets(data_root)
+    if not sets:
+        raise DataError(f"no benchmark sets with images under {data_root}")
+    if all_models:
+        if model or checkpoint:
+            raise ValueError("--all evaluates the whole zoo; drop --model / --checkpoint")
+        jobs = [(n, s) for n, sp in registry().items() for s in sp.scales if not scales or s in scales]
+    else:
+        if model is None:
+            raise ValueError("give --model NAME (or --all); `lmfn-bench models` lists the zoo")
+        spec = get_spec(model)  # unknown names fail here, before any data is read
+        for s in scales:
+            if s not in spec.scales:
+                raise ValueError(f"model '{spec.name}' has no x{s} configuration (scales: {list(spec.scales)})")
+        jobs = [(model, s) for s in scales]
+    i, n = _parse_shard(shard)
+    jobs = jobs[i::n]
+
+    db: Store | None = None  # opened at the first result, so a run that fails early writes nothing
+    rows, skipped, no_ckpt = [], 0, []
+    with _progress() as prog:
+        overall = prog.add_task("models", total=len(jobs)) if all_models else None
+        for name, s in jobs:
+            try:
+                prep = prepare(name, s, checkpoint, weights_dir)
+            except MissingCheckpointError:
+                if not all_models:
+                    raise
+                no_ckpt.append(f"{name} x{s}")
+                prog.advance(overall)
+                continue
+            for ds in sets:
+                if all_models and not force and Path(store).is_file() and Store(store).has(
+                    kind="eval", model=prep.spec.name, scale=s, dataset=ds, protocol=protocol,
+                    checkpoint_hash=prep.checkpoint_hash,
+                ):
+                    skipped += 1
+                    continue
+                task = prog.add_task(f"{prep.spec.name} x{s} {ds}", total=None)
+
+                def tick(k: int, total: int, _name: str, task: int = task) -> None:
+                    prog.update(task, completed=k, total=total)
+
+                row = run_eval(prep.spec.name, s, ds, data_root, protocol, device=device, on_image=tick, prepared=prep)
+                db = db or Store(store)
+                rows.append(db.add(row))
+                prog.remove_task(task)
+                if json_out:
+                    _print_results(rows[-1:], json_out=True)
+            if overall is not None:
+                prog.advance(overall)
+    if not json_out:
+        _print_results(rows, json_out=False)
+    if skipped:
+        err.print(f"{skipped} result(s) already in {store} were skipped (use --force to re-measure)")
+    if no_ckpt:
+        err.print(f"not evaluated, no checkpoint found in {weights_dir}: {', '.join(no_ckpt)}")
+
+
+def _not_yet(what: str, issue: int) -> None:
+    err.print(f"`lmfn-bench {what}` is not implemented yet (tracked in issue {issue}).")
+    raise typer.Exit(2)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context) -> None:
+    """Train a zoo model with the paper's recipe (not implemented yet)."""
+    _not_yet("train", 7)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def profile(ctx: typer.Context) -> None:
+    """Params, FLOPs, latency and memory (not implemented yet)."""
+    _not_yet("profile", 6)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def report(ctx: typer.Context) -> None:
+    """Tables 1-3 and Fig. 1 as LaTeX / HTML / Markdown (not implemented yet)."""
+    _not_yet("report", 8)
+
+
+@store_app.command("merge")
+@friendly_errors
+def store_merge(
+    sources: Annotated[list[Path], typer.Argument(help="Stores to merge in.")],
+    into: Annotated[Path, typer.Option("--into", help="Target store.")] = Path(DEFAULT_STORE),
+) -> None:
+    """Merge results stores (e.g. from `eval --all --shard i/n` on several machines); newest wins per key."""
+    db = Store(into)
+    for s in sources:
+        if not s.is_file():
+            raise FileNotFoundError(f"store {s} does not exist")
+        n = db.merge_from(s)
+        out.print(f"{s}: {n} rows merged into {into}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

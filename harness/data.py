@@ -1,0 +1,232 @@
+"""Benchmark data: HR discovery under a data root, mod-crop, LR made with the MATLAB-style bicubic and cached.
+
+Layout under ``--data-root`` / ``$LMFN_BENCH_DATA``: ``benchmark/<Set5|Set14|B100|Urban100|Manga109>/HR/*``
+(``<root>/<name>/HR`` also works). Ready-made LR folders are used when present: EDSR's ``LR_bicubic/X{s}``
+(``babyx4.png``) and BasicSR's ``LRbicx{s}`` (same names as HR). Otherwise LR is made from the mod-cropped HR and
+cached under the writable cache dir, never inside the data root (it may be read-only).
+With no data root, the embedded ``Default`` set (scikit-image's bundled colour photos) serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from harness.paths import DATA_ENV, cache_dir
+from harness.resize import imresize
+
+BENCHMARKS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
+DEFAULT_SET = "Default"
+_ALIASES = {"bsd100": "B100", "bsds100": "B100", "b100": "B100", "default": DEFAULT_SET}
+IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
+# scikit-image's bundled photos (no download needed); the evaluation and training halves are disjoint
+_DEFAULT_EVAL = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
+_DEFAULT_TRAIN = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel", "motorcycle_right")
+
+
+class DataError(RuntimeError):
+    """Bad or missing data: the message is one line naming the file or folder."""
+
+
+def canonical_dataset(name: str) -> str:
+    key = name.strip().lower()
+    if key in _ALIASES:
+        return _ALIASES[key]
+    for b in BENCHMARKS:
+        if b.lower() == key:
+            return b
+    raise DataError(f"unknown dataset '{name}'; known: {', '.join((*BENCHMARKS, DEFAULT_SET))}")
+
+
+def resolve_data_root(data_root: str | Path | None) -> Path | None:
+    if data_root is None:
+        env = os.environ.get(DATA_ENV)
+        data_root = Path(env) if env else None
+    if data_root is None:
+        return None
+    root = Path(data_root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist or is not a folder")
+    return root
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """uint8 HxW (grayscale) or HxWx3 (RGB); palette/alpha images become RGB; 16-bit is scaled to 8-bit."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I"):
+                arr = np.asarray(im, dtype=np.float64) / 257.0
+                return np.clip(np.round(arr), 0, 255).astype(np.uint8)
+            if im.mode not in ("L", "RGB"):
+                im = im.convert("RGB")
+            return np.asarray(im, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"cannot read image {path}: {e}") from None
+
+
+def write_png_atomic(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.png")
+    os.close(fd)
+    try:
+        Image.fromarray(img).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """HxW gray -> HxWx3 with equal channels (what a network sees); RGB unchanged."""
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+@dataclass
+class SRPair:
+    name: str
+    hr: np.ndarray  # uint8, mod-cropped, HxW (gray) or HxWx3
+    lr: np.ndarray  # uint8, same channel layout as hr
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _default_images(names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    import skimage.data as skd
+
+    out = []
+    for n in names:
+        if n.startswith("motorcycle_"):
+            left, right, _ = skd.stereo_motorcycle()
+            img = left if n.endswith("left") else right
+        else:
+            img = getattr(skd, n)()
+        out.append((n, np.ascontiguousarray(img[..., :3]).astype(np.uint8)))
+    return out
+
+
+def default_eval_images() -> list[tuple[str, np.ndarray]]:
+    return _default_images(_DEFAULT_EVAL)
+
+
+def default_train_images() -> list[tuple[str, np.ndarray]]:
+    return _default_images(_DEFAULT_TRAIN)
+
+
+def _lr_cache_path(src: Path | str, scale: int, fingerprint: str) -> Path:
+    key = hashlib.sha1(f"{Path(src).resolve() if isinstance(src, Path) else src}|{fingerprint}".encode()).hexdigest()
+    return cache_dir() / "lr" / f"x{scale}" / key[:2] / f"{key[2:18]}.png"
+
+
+def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """LR of a mod-cropped uint8 HR image with the MATLAB-style bicubic (rounded to uint8)."""
+    return imresize(hr, 1.0 / scale)
+
+
+def cached_lr(hr: np.ndarray, scale: int, src: Path | str, fingerprint: str) -> np.ndarray:
+    """LR for ``hr`` from the cache, made and stored atomically when absent or unreadable."""
+    path = _lr_cache_path(src, scale, fingerprint)
+    if path.is_file():
+        try:
+            lr = read_image(path)
+            if lr.shape[:2] == (hr.shape[0] // scale, hr.shape[1] // scale) and lr.ndim == hr.ndim:
+                return lr
+        except DataError:
+            pass  # a torn or foreign file: make it again
+    lr = make_lr(hr, scale)
+    write_png_atomic(path, lr)
+    return lr
+
+
+def _file_fingerprint(p: Path) -> str:
+    st = p.stat()
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def find_hr_dir(root: Path, dataset: str) -> Path:
+    for cand in (root / "benchmark" / dataset / "HR", root / dataset / "HR", root / "benchmark" / dataset):
+        if cand.is_dir():
+            return cand
+    raise DataError(f"dataset {dataset} not found under {root} (looked for benchmark/{dataset}/HR)")
+
+
+def _ready_lr(hr_dir: Path, hr_path: Path, scale: int) -> Path | None:
+    base = hr_dir.parent
+    stem, ext = hr_path.stem, hr_path.suffix
+    for cand in (
+        base / "LR_bicubic" / f"X{scale}" / f"{stem}x{scale}{ext}",
+        base / f"LRbicx{scale}" / hr_path.name,
+    ):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def available_datasets(data_root: str | Path | None) -> list[str]:
+    root = resolve_data_root(data_root)
+    if root is None:
+        return [DEFAULT_SET]
+    out = []
+    for b in BENCHMARKS:
+        try:
+            hr_dir = find_hr_dir(root, b)
+        except DataError:
+            continue
+        if list_images(hr_dir):
+            out.append(b)
+    return out
+
+
+def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = None) -> list[SRPair]:
+    """All (HR, LR) pairs of a benchmark set; raises DataError (one line) for anything missing or unreadable.
+
+    Every image is read before anything is returned, so a corrupt file fails the run before any result is made.
+    """
+    if scale not in (2, 3, 4):
+        raise DataError(f"scale must be 2, 3 or 4, got {scale}")
+    name = canonical_dataset(dataset)
+    pairs: list[SRPair] = []
+    if name == DEFAULT_SET:
+        for n, img in default_eval_images():
+            hr = modcrop(img, scale)
+            pairs.append(SRPair(n, hr, cached_lr(hr, scale, f"skimage:{n}", f"{hr.shape}")))
+        return pairs
+    root = resolve_data_root(data_root)
+    if root is None:
+        raise DataError(f"dataset {name} needs --data-root or ${DATA_ENV}; without one only {DEFAULT_SET} exists")
+    hr_dir = find_hr_dir(root, name)
+    files = list_images(hr_dir)
+    if not files:
+        raise DataError(f"no images in {hr_dir}")
+    for p in files:
+        hr = modcrop(read_image(p), scale)
+        ready = _ready_lr(hr_dir, p, scale)
+        if ready is not None:
+            lr = read_image(ready)
+            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+                raise DataError(f"LR image {ready} is {lr.shape[1]}x{lr.shape[0]}, expected HR/{scale}")
+            if lr.ndim != hr.ndim:
+                lr = to_rgb(lr) if hr.ndim == 3 else lr[..., 0]
+        else:
+            lr = cached_lr(hr, scale, p, _file_fingerprint(p))
+        pairs.append(SRPair(p.stem, hr, lr))
+    return pairs
+
+
+def iter_pairs(dataset: str, scale: int, data_root: str | Path | None = None) -> Iterator[SRPair]:
+    yield from benchmark_pairs(dataset, scale, data_root)

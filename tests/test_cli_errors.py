@@ -1,0 +1,161 @@
+"""Bad input: one-line error naming the problem, non-zero exit, no traceback, nothing written to the store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.store import Store
+
+runner = CliRunner()
+
+
+def _make_set(root: Path, name: str = "Set5", n: int = 2, size: tuple[int, int] = (40, 36)) -> Path:
+    hr = root / "benchmark" / name / "HR"
+    hr.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(hr / f"img{i}.png")
+    return hr
+
+
+def _run(args: list[str], store: Path):
+    res = runner.invoke(app, [*args, "--store", str(store)])
+    return res
+
+
+def _assert_clean_failure(res, store: Path, *needles: str) -> None:
+    text = res.stderr if hasattr(res, "stderr") else res.output
+    assert res.exit_code != 0
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in text
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, text
+    for n in needles:
+        assert n in text, text
+    assert not store.exists() or Store(store).rows() == []
+
+
+def test_corrupt_png(tmp_path: Path) -> None:
+    hr = _make_set(tmp_path / "data")
+    (hr / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "bicubic", "-d", "Set5", "--data-root", str(tmp_path / "data")], store)
+    _assert_clean_failure(res, store, "broken.png")
+
+
+def test_empty_hr_folder(tmp_path: Path) -> None:
+    (tmp_path / "data" / "benchmark" / "Set5" / "HR").mkdir(parents=True)
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "bicubic", "-d", "Set5", "--data-root", str(tmp_path / "data")], store)
+    _assert_clean_failure(res, store, "no images", "HR")
+
+
+def test_missing_hr_folder(tmp_path: Path) -> None:
+    _make_set(tmp_path / "data", "Set14")
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "bicubic", "-d", "Set5", "--data-root", str(tmp_path / "data")], store)
+    _assert_clean_failure(res, store, "Set5", "not found")
+
+
+def test_missing_data_root(tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "bicubic", "-d", "Set5", "--data-root", str(tmp_path / "nowhere")], store)
+    _assert_clean_failure(res, store, "nowhere")
+
+
+def test_unknown_dataset(tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "bicubic", "-d", "Set99"], store)
+    _assert_clean_failure(res, store, "Set99", "Set14")
+
+
+def test_unknown_model(tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "no-such-net", "-d", "Default"], store)
+    _assert_clean_failure(res, store, "no-such-net", "bicubic")
+
+
+@pytest.mark.parametrize("scale", ["5", "1", "0"])
+def test_scale_outside_234(tmp_path: Path, scale: str) -> None:
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "bicubic", "-d", "Default", "--scale", scale], store)
+    _assert_clean_failure(res, store, scale, "2, 3, 4")
+
+
+def test_unknown_protocol(tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    res = _run(["eval", "--model", "bicubic", "-d", "Default", "--protocol", "psnr-rgb"], store)
+    _assert_clean_failure(res, store, "psnr-rgb")
+
+
+def test_good_run_writes_a_row_and_json(tmp_path: Path) -> None:
+    _make_set(tmp_path / "data")
+    store = tmp_path / "r.db"
+    res = runner.invoke(
+        app, ["eval", "-m", "bicubic", "-d", "Set5", "-s", "2", "--data-root", str(tmp_path / "data"),
+              "--store", str(store), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    import json
+
+    obj = json.loads(res.stdout.strip().splitlines()[-1])
+    for key in ("model", "scale", "dataset", "protocol", "psnr", "ssim", "n_images"):
+        assert key in obj
+    assert obj["n_images"] == 2 and obj["scale"] == 2 and obj["protocol"] == "basicsr"
+    rows = Store(store).rows()
+    assert len(rows) == 1 and rows[0]["psnr"] == pytest.approx(obj["psnr"])
+    assert rows[0]["code_rev"] and rows[0]["device"] and rows[0]["versions"]["torch"]
+
+
+def test_lr_cache_never_inside_data_root(tmp_path: Path) -> None:
+    hr = _make_set(tmp_path / "data")
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*"))
+    res = runner.invoke(
+        app, ["eval", "-m", "bicubic", "-d", "Set5", "--data-root", str(tmp_path / "data"),
+              "--store", str(tmp_path / "r.db")]
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*")) == before
+    assert hr.exists()
+
+
+def test_help_explains_commands() -> None:
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("models", "eval", "train", "profile", "report"):
+        assert cmd in res.output
+    res = runner.invoke(app, ["eval", "--help"])
+    assert "--data-root" in res.output and "--protocol" in res.output
+
+
+def test_default_set_without_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LMFN_BENCH_DATA", raising=False)
+    res = runner.invoke(app, ["eval", "-m", "bicubic", "--store", str(tmp_path / "r.db"), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = Store(tmp_path / "r.db").rows()
+    assert [r["dataset"] for r in rows] == ["Default"] and rows[0]["n_images"] == 5
+    assert 20 < rows[0]["psnr"] < 40
+
+
+def test_ready_made_lr_folders_are_used(tmp_path: Path) -> None:
+    # an EDSR-style LR_bicubic/X2 folder with deliberately different pixels must be the one evaluated
+    from harness.data import benchmark_pairs
+
+    hr = _make_set(tmp_path / "data", n=1, size=(40, 36))
+    lr_dir = hr.parent / "LR_bicubic" / "X2"
+    lr_dir.mkdir(parents=True)
+    Image.fromarray(np.full((20, 18, 3), 7, np.uint8)).save(lr_dir / "img0x2.png")
+    pair = benchmark_pairs("Set5", 2, tmp_path / "data")[0]
+    assert (pair.lr == 7).all()
+    shutil.rmtree(lr_dir.parent)
+    basicsr_dir = hr.parent / "LRbicx2"
+    basicsr_dir.mkdir()
+    Image.fromarray(np.full((20, 18, 3), 9, np.uint8)).save(basicsr_dir / "img0.png")
+    assert (benchmark_pairs("Set5", 2, tmp_path / "data")[0].lr == 9).all()
