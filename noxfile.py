@@ -24,7 +24,9 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "lmfn", "baselines", "harness", "reports", "tests", "benchmarks", "noxfile.py")
+    session.run(
+        "ruff", "check", "lmfn", "baselines", "harness", "reports", "tests", "benchmarks", "noxfile.py"
+    )
 
 
 @nox.session

@@ -20,8 +20,13 @@ def published_rows() -> tuple[dict, ...]:
     out = []
     with open(CSV_PATH, newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
-            row: dict = {"model": r["model"], "scale": int(r["scale"]), "protocol": r["protocol"],
-                         "protocol_note": r["protocol_note"], "source": r["source"]}
+            row: dict = {
+                "model": r["model"],
+                "scale": int(r["scale"]),
+                "protocol": r["protocol"],
+                "protocol_note": r["protocol_note"],
+                "source": r["source"],
+            }
             for k in ("params_k", "flops_g", *(f"{d}_{m}" for d in DATASETS for m in ("psnr", "ssim"))):
                 row[k] = _num(r[k])
             out.append(row)

@@ -46,7 +46,9 @@ def unwrap_state_dict(obj: object, keys: Sequence[str] = DEFAULT_KEYS) -> dict[s
                 break
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointMismatchError(
-            "checkpoint holds no state dict (looked for keys " + ", ".join(keys) + " and a flat dict of tensors)"
+            "checkpoint holds no state dict (looked for keys "
+            + ", ".join(keys)
+            + " and a flat dict of tensors)"
         )
     out = {}
     for k, v in sd.items():
@@ -73,13 +75,15 @@ def describe_mismatch(model: nn.Module, sd: Mapping[str, torch.Tensor], limit: i
         more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
         return f"{len(items)} {label}: " + ", ".join(items[:limit]) + more
 
-    parts = [fmt(lbl, it) for lbl, it in (("missing", missing), ("unexpected", unexpected), ("misshaped", shaped)) if it]
+    parts = [
+        fmt(lbl, it)
+        for lbl, it in (("missing", missing), ("unexpected", unexpected), ("misshaped", shaped))
+        if it
+    ]
     return "; ".join(parts)
 
 
-def load_into(
-    model: nn.Module, path: str | Path, keys: Sequence[str] = DEFAULT_KEYS
-) -> nn.Module:
+def load_into(model: nn.Module, path: str | Path, keys: Sequence[str] = DEFAULT_KEYS) -> nn.Module:
     """Load a checkpoint file into ``model`` with strict=True after container unwrapping.
 
     Raises :class:`CheckpointMismatchError` naming the mismatched keys and shapes; the model is untouched then.

@@ -94,14 +94,21 @@ def _check_scale(scale: int) -> int:
 @app.command()
 @friendly_errors
 def models(
-    details: Annotated[bool, typer.Option("--details", help="Also build each model and count its params at x2/x3/x4.")] = False,
+    details: Annotated[
+        bool, typer.Option("--details", help="Also build each model and count its params at x2/x3/x4.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List the model zoo."""
     rows = []
     for spec in registry().values():
-        row = {"model": spec.name, "family": spec.family, "scales": list(spec.scales), "paper": spec.paper,
-               "checkpoints": {str(k): v for k, v in spec.checkpoints.items()}}
+        row = {
+            "model": spec.name,
+            "family": spec.family,
+            "scales": list(spec.scales),
+            "paper": spec.paper,
+            "checkpoints": {str(k): v for k, v in spec.checkpoints.items()},
+        }
         if details:
             row["params"] = {
                 str(s): sum(p.numel() for p in spec.builder(s).parameters()) for s in spec.scales
@@ -112,13 +119,18 @@ def models(
             print(json.dumps(r))
         return
     table = Table(title="lmfn-bench model zoo")
-    for col in ("model", "family", "scales", "official checkpoints"):
-        table.add_column(col)
+    table.add_column("model", no_wrap=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("scales", no_wrap=True)
     if details:
         for s in SCALES:
-            table.add_column(f"params x{s}", justify="right")
+            table.add_column(f"params x{s}", justify="right", no_wrap=True)
+    else:
+        table.add_column("official checkpoints (found by --weights-dir)")
     for r in rows:
-        cells = [r["model"], r["family"], ",".join(map(str, r["scales"])), " ".join(r["checkpoints"].values())]
+        cells = [r["model"], r["family"], ",".join(map(str, r["scales"]))]
+        if not details:
+            cells.append(" ".join(r["checkpoints"].values()) or "-")
         if details:
             cells += [f"{r['params'][str(s)]:,}" if str(s) in r["params"] else "-" for s in SCALES]
         table.add_row(*cells)
@@ -127,8 +139,24 @@ def models(
 
 def _print_results(rows: list[dict], json_out: bool) -> None:
     if json_out:
-        keys = ("model", "variant", "scale", "dataset", "protocol", "psnr", "ssim", "n_images", "source",
-                "checkpoint", "checkpoint_hash", "code_rev", "device", "versions", "created_at", "uid")
+        keys = (
+            "model",
+            "variant",
+            "scale",
+            "dataset",
+            "protocol",
+            "psnr",
+            "ssim",
+            "n_images",
+            "source",
+            "checkpoint",
+            "checkpoint_hash",
+            "code_rev",
+            "device",
+            "versions",
+            "created_at",
+            "uid",
+        )
         for r in rows:
             print(json.dumps({k: r.get(k) for k in keys}), flush=True)
         return
@@ -136,8 +164,16 @@ def _print_results(rows: list[dict], json_out: bool) -> None:
     for col in ("model", "scale", "dataset", "protocol", "PSNR", "SSIM", "images", "checkpoint"):
         table.add_column(col, justify="right" if col in ("PSNR", "SSIM", "images", "scale") else "left")
     for r in rows:
-        table.add_row(r["model"], f"x{r['scale']}", r["dataset"], r["protocol"], f"{r['psnr']:.3f}",
-                      f"{r['ssim']:.4f}", str(r["n_images"]), Path(r["checkpoint"]).name or "-")
+        table.add_row(
+            r["model"],
+            f"x{r['scale']}",
+            r["dataset"],
+            r["protocol"],
+            f"{r['psnr']:.3f}",
+            f"{r['ssim']:.4f}",
+            str(r["n_images"]),
+            Path(r["checkpoint"]).name or "-",
+        )
     out.print(table)
 
 
@@ -156,16 +192,40 @@ def _parse_shard(shard: str | None) -> tuple[int, int]:
 @app.command("eval")
 @friendly_errors
 def eval_cmd(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo name (see `models`) or module.path:factory.")] = None,
-    dataset: Annotated[list[str] | None, typer.Option("--dataset", "-d", help="Benchmark set(s); default: all available.")] = None,
-    scale: Annotated[list[int] | None, typer.Option("--scale", "-s", help="Upscaling factor(s): 2, 3, 4. Default 4; with --all every scale.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Zoo name (see `models`) or module.path:factory.")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", "-d", help="Benchmark set(s); default: all available.")
+    ] = None,
+    scale: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--scale", "-s", help="Upscaling factor(s): 2, 3, 4. Default 4; with --all every scale."
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
-    protocol: Annotated[str, typer.Option(help=f"Evaluation protocol: {' | '.join(PROTOCOLS)} (see DESIGN.md).")] = "basicsr",
+    protocol: Annotated[
+        str, typer.Option(help=f"Evaluation protocol: {' | '.join(PROTOCOLS)} (see DESIGN.md).")
+    ] = "basicsr",
     checkpoint: Annotated[Path | None, typer.Option(help="Weights file to load (strict).")] = None,
-    weights_dir: Annotated[Path | None, typer.Option(help="Folder searched (recursively) for official checkpoints by file name.")] = None,
-    all_models: Annotated[bool, typer.Option("--all", help="Every zoo model x scale x available dataset; models without a checkpoint are listed, not evaluated.")] = False,
-    force: Annotated[bool, typer.Option(help="With --all: re-measure results the store already has.")] = False,
-    shard: Annotated[str | None, typer.Option(help="With --all: run only share i of n (i/n), to split the matrix over machines.")] = None,
+    weights_dir: Annotated[
+        Path | None, typer.Option(help="Folder searched (recursively) for official checkpoints by file name.")
+    ] = None,
+    all_models: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every zoo model x scale x available dataset; models without a checkpoint are listed, not evaluated.",
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="With --all: re-measure results the store already has.")
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="With --all: run only share i of n (i/n), to split the matrix over machines."),
+    ] = None,
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     store: StoreOpt = Path(DEFAULT_STORE),
     json_out: JsonOpt = False,
@@ -189,7 +249,9 @@ def eval_cmd(
         spec = get_spec(model)  # unknown names fail here, before any data is read
         for s in scales:
             if s not in spec.scales:
-                raise ValueError(f"model '{spec.name}' has no x{s} configuration (scales: {list(spec.scales)})")
+                raise ValueError(
+                    f"model '{spec.name}' has no x{s} configuration (scales: {list(spec.scales)})"
+                )
         jobs = [(model, s) for s in scales]
     i, n = _parse_shard(shard)
     jobs = jobs[i::n]
@@ -208,9 +270,18 @@ def eval_cmd(
                 prog.advance(overall)
                 continue
             for ds in sets:
-                if all_models and not force and Path(store).is_file() and Store(store).has(
-                    kind="eval", model=prep.spec.name, scale=s, dataset=ds, protocol=protocol,
-                    checkpoint_hash=prep.checkpoint_hash,
+                if (
+                    all_models
+                    and not force
+                    and Path(store).is_file()
+                    and Store(store).has(
+                        kind="eval",
+                        model=prep.spec.name,
+                        scale=s,
+                        dataset=ds,
+                        protocol=protocol,
+                        checkpoint_hash=prep.checkpoint_hash,
+                    )
                 ):
                     skipped += 1
                     continue
@@ -219,7 +290,9 @@ def eval_cmd(
                 def tick(k: int, total: int, _name: str, task: int = task) -> None:
                     prog.update(task, completed=k, total=total)
 
-                row = run_eval(prep.spec.name, s, ds, data_root, protocol, device=device, on_image=tick, prepared=prep)
+                row = run_eval(
+                    prep.spec.name, s, ds, data_root, protocol, device=device, on_image=tick, prepared=prep
+                )
                 db = db or Store(store)
                 rows.append(db.add(row))
                 prog.remove_task(task)
@@ -246,16 +319,190 @@ def train(ctx: typer.Context) -> None:
     _not_yet("train", 7)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def profile(ctx: typer.Context) -> None:
-    """Params, FLOPs, latency and memory (not implemented yet)."""
-    _not_yet("profile", 6)
+def _parse_size(size: str | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    try:
+        h, w = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"sizes look like HxW (e.g. 180x320), got '{size}'") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"sizes must be positive, got '{size}'")
+    return h, w
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def report(ctx: typer.Context) -> None:
-    """Tables 1-3 and Fig. 1 as LaTeX / HTML / Markdown (not implemented yet)."""
-    _not_yet("report", 8)
+@app.command()
+@friendly_errors
+def profile(
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Zoo name(s) or module.path:factory.")
+    ] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Every zoo model at every scale it has.")] = False,
+    scale: Annotated[
+        list[int] | None, typer.Option("--scale", "-s", help="Scale(s); default 4, with --all every scale.")
+    ] = None,
+    ntire: Annotated[
+        bool,
+        typer.Option(help="NTIRE mode: FLOPs and latency for a 256x256 LR input instead of 1280x720 output."),
+    ] = False,
+    latency: Annotated[bool, typer.Option(help="Also time the forward pass.")] = True,
+    latency_size: Annotated[
+        str | None, typer.Option(help="LR size HxW for latency (default: the FLOPs input size).")
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="cpu or cuda[:i]; CUDA times with CUDA events and records peak memory.")
+    ] = "cpu",
+    dtype: Annotated[str, typer.Option(help="fp32 | bf16 | fp16 (fp16 needs CUDA).")] = "fp32",
+    runs: Annotated[int | None, typer.Option(help="Timed runs (default 100 on GPU, 10 on CPU).")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Warm-up runs (default 20 on GPU, 2 on CPU).")] = None,
+    channels_last: Annotated[bool, typer.Option(help="Run in channels_last memory format.")] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model before timing.")
+    ] = False,
+    thop: Annotated[bool, typer.Option(help="Cross-check FLOPs with thop.")] = True,
+    force: Annotated[bool, typer.Option(help="Re-measure what the store already has.")] = False,
+    shard: Annotated[
+        str | None, typer.Option(help="Run only share i of n (i/n) of the model x scale matrix.")
+    ] = None,
+    store: StoreOpt = Path(DEFAULT_STORE),
+    json_out: JsonOpt = False,
+) -> None:
+    """Params, FLOPs (multiply-adds: paper / fvcore / full / thop columns), latency and peak memory."""
+    from harness.measure import PRECISIONS, profile_model
+    from harness.provenance import device_name
+
+    if dtype not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}, got '{dtype}'")
+    scales = [_check_scale(s) for s in scale] if scale else ([] if all_models else [4])
+    if all_models:
+        jobs = [(n, s) for n, sp in registry().items() for s in sp.scales if not scales or s in scales]
+    elif model:
+        jobs = []
+        for name in model:
+            spec = get_spec(name)
+            for s in scales:
+                if s not in spec.scales:
+                    raise ValueError(
+                        f"model '{spec.name}' has no x{s} configuration (scales: {list(spec.scales)})"
+                    )
+                jobs.append((spec.name if ":" not in name else name, s))
+    else:
+        raise ValueError("give --model NAME (or --all); `lmfn-bench models` lists the zoo")
+    lat_size = _parse_size(latency_size)
+    on_gpu = device.startswith("cuda")
+    runs = runs if runs is not None else (100 if on_gpu else 10)
+    warmup = warmup if warmup is not None else (20 if on_gpu else 2)
+    i, n = _parse_shard(shard)
+    jobs = jobs[i::n]
+    input_tag = "ntire256" if ntire else "hd720"
+    dev_key = "|".join(
+        [
+            input_tag,
+            device_name(device) if latency else "no-latency",
+            dtype,
+            "cl" if channels_last else "",
+            "compile" if compile_model else "",
+        ]
+    )
+    db: Store | None = None
+    rows, skipped = [], 0
+    with _progress() as prog:
+        task = prog.add_task("profile", total=len(jobs))
+        for name, s in jobs:
+            spec = get_spec(name)
+            key = {
+                "kind": "profile",
+                "model": spec.name,
+                "scale": s,
+                "dataset": input_tag,
+                "device_key": dev_key,
+            }
+            if not force and Path(store).is_file() and Store(store).has(**key):
+                skipped += 1
+                prog.advance(task)
+                continue
+            prog.update(task, description=f"profile {spec.name} x{s}")
+            metrics = profile_model(
+                spec.builder(s),
+                s,
+                ntire=ntire,
+                thop=thop,
+                latency=latency,
+                latency_size=lat_size,
+                device=device,
+                dtype=dtype,
+                runs=runs,
+                warmup=warmup,
+                channels_last=channels_last,
+                compile=compile_model,
+            )
+            row = {
+                **key,
+                "variant": spec.name if spec.family == "lmfn" else "",
+                "protocol": "",
+                "metrics": metrics,
+                "device": device_name(device),
+                "extra": {"family": spec.family, "paper": spec.paper},
+            }
+            db = db or Store(store)
+            rows.append(db.add(row))
+            if json_out:
+                m = rows[-1]["metrics"]
+                print(
+                    json.dumps(
+                        {
+                            "model": spec.name,
+                            "scale": s,
+                            **m,
+                            "uid": rows[-1]["uid"],
+                            "created_at": rows[-1]["created_at"],
+                            "code_rev": rows[-1]["code_rev"],
+                        }
+                    ),
+                    flush=True,
+                )
+            prog.advance(task)
+    if not json_out:
+        _print_profile(rows)
+    if skipped:
+        err.print(f"{skipped} profile(s) already in {store} were skipped (use --force to re-measure)")
+
+
+def _g(v: float | None) -> str:
+    return "-" if v is None else f"{v / 1e9:.2f}"
+
+
+def _print_profile(rows: list[dict]) -> None:
+    table = Table()
+    for col in (
+        "model",
+        "scale",
+        "params",
+        "FLOPs paper (G)",
+        "fvcore",
+        "full",
+        "thop",
+        "latency ms (p50/p90)",
+        "uncounted (full)",
+    ):
+        table.add_column(col, justify="left" if col in ("model", "uncounted (full)") else "right")
+    from harness.measure import format_ops
+
+    for r in rows:
+        m = r["metrics"]
+        lat = f"{m['latency_ms_median']:.1f}/{m['latency_ms_p90']:.1f}" if "latency_ms_median" in m else "-"
+        table.add_row(
+            r["model"],
+            f"x{r['scale']}",
+            f"{m['params']:,}",
+            _g(m.get("flops_paper")),
+            _g(m.get("flops_fvcore")),
+            _g(m.get("flops_full")),
+            _g(m.get("flops_thop")),
+            lat,
+            format_ops(m.get("unsupported_full") or {}) or "-",
+        )
+    out.print(table)
 
 
 @store_app.command("merge")
@@ -271,6 +518,11 @@ def store_merge(
             raise FileNotFoundError(f"store {s} does not exist")
         n = db.merge_from(s)
         out.print(f"{s}: {n} rows merged into {into}")
+
+
+from harness.cli_report import report_command  # noqa: E402  (needs app's helpers defined above)
+
+app.command("report")(report_command)
 
 
 def main() -> None:  # pragma: no cover - console entry point

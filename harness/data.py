@@ -129,7 +129,9 @@ def default_train_images() -> list[tuple[str, np.ndarray]]:
 
 
 def _lr_cache_path(src: Path | str, scale: int, fingerprint: str) -> Path:
-    key = hashlib.sha1(f"{Path(src).resolve() if isinstance(src, Path) else src}|{fingerprint}".encode()).hexdigest()
+    key = hashlib.sha1(
+        f"{Path(src).resolve() if isinstance(src, Path) else src}|{fingerprint}".encode()
+    ).hexdigest()
     return cache_dir() / "lr" / f"x{scale}" / key[:2] / f"{key[2:18]}.png"
 
 
@@ -208,7 +210,9 @@ def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = Non
         return pairs
     root = resolve_data_root(data_root)
     if root is None:
-        raise DataError(f"dataset {name} needs --data-root or ${DATA_ENV}; without one only {DEFAULT_SET} exists")
+        raise DataError(
+            f"dataset {name} needs --data-root or ${DATA_ENV}; without one only {DEFAULT_SET} exists"
+        )
     hr_dir = find_hr_dir(root, name)
     files = list_images(hr_dir)
     if not files:

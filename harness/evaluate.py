@@ -35,8 +35,9 @@ def _to_tensor(img: np.ndarray, input_range: float, device: torch.device) -> tor
     return x.unsqueeze(0).to(device)
 
 
-def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, input_range: float = 1.0,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+def super_resolve(
+    model: nn.Module, lr: np.ndarray, scale: int, input_range: float = 1.0, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """One LR uint8 image -> SR float image in [0,1]-ish (unclamped) HxWx3, whole-image inference."""
     device = torch.device(device)
     with torch.inference_mode():
@@ -64,7 +65,9 @@ def evaluate_model(
     """Mean PSNR / SSIM of ``model`` (in eval mode) over a benchmark set; ``on_image(i, n, name)`` for progress."""
     check_protocol(protocol)
     t0 = time.perf_counter()
-    pairs = benchmark_pairs(dataset, scale, data_root)  # reads everything first: bad data fails before any work
+    pairs = benchmark_pairs(
+        dataset, scale, data_root
+    )  # reads everything first: bad data fails before any work
     model = model.eval().to(device)
     rows, fwd = [], 0.0
     for i, pair in enumerate(pairs):

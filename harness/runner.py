@@ -73,7 +73,11 @@ def result_row(prep: Prepared, res: EvalResult, device: str, source: str = "meas
         "psnr": res.psnr,
         "ssim": res.ssim,
         "n_images": res.n_images,
-        "metrics": {"per_image": res.per_image, "seconds": res.seconds, "forward_seconds": res.forward_seconds},
+        "metrics": {
+            "per_image": res.per_image,
+            "seconds": res.seconds,
+            "forward_seconds": res.forward_seconds,
+        },
         "source": source,
         "checkpoint": str(prep.checkpoint or ""),
         "checkpoint_hash": prep.checkpoint_hash,

@@ -105,7 +105,10 @@ class Store:
     def has(self, **key) -> bool:
         where = " AND ".join(f"{k} = ?" for k in key)
         with self._connect() as con:
-            return con.execute(f"SELECT 1 FROM results WHERE {where} LIMIT 1", list(key.values())).fetchone() is not None
+            return (
+                con.execute(f"SELECT 1 FROM results WHERE {where} LIMIT 1", list(key.values())).fetchone()
+                is not None
+            )
 
     def rows(self, **where) -> list[dict]:
         sql = "SELECT * FROM results"

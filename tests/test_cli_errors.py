@@ -99,8 +99,21 @@ def test_good_run_writes_a_row_and_json(tmp_path: Path) -> None:
     _make_set(tmp_path / "data")
     store = tmp_path / "r.db"
     res = runner.invoke(
-        app, ["eval", "-m", "bicubic", "-d", "Set5", "-s", "2", "--data-root", str(tmp_path / "data"),
-              "--store", str(store), "--json"]
+        app,
+        [
+            "eval",
+            "-m",
+            "bicubic",
+            "-d",
+            "Set5",
+            "-s",
+            "2",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--store",
+            str(store),
+            "--json",
+        ],
     )
     assert res.exit_code == 0, res.output
     import json
@@ -118,8 +131,18 @@ def test_lr_cache_never_inside_data_root(tmp_path: Path) -> None:
     hr = _make_set(tmp_path / "data")
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*"))
     res = runner.invoke(
-        app, ["eval", "-m", "bicubic", "-d", "Set5", "--data-root", str(tmp_path / "data"),
-              "--store", str(tmp_path / "r.db")]
+        app,
+        [
+            "eval",
+            "-m",
+            "bicubic",
+            "-d",
+            "Set5",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--store",
+            str(tmp_path / "r.db"),
+        ],
     )
     assert res.exit_code == 0, res.output
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*")) == before
@@ -159,3 +182,41 @@ def test_ready_made_lr_folders_are_used(tmp_path: Path) -> None:
     basicsr_dir.mkdir()
     Image.fromarray(np.full((20, 18, 3), 9, np.uint8)).save(basicsr_dir / "img0.png")
     assert (benchmark_pairs("Set5", 2, tmp_path / "data")[0].lr == 9).all()
+
+
+def test_profile_writes_row_and_skips_when_measured(tmp_path: Path) -> None:
+    import json
+
+    store = tmp_path / "r.db"
+    args = [
+        "profile",
+        "-m",
+        "lkdn",
+        "-s",
+        "4",
+        "--latency-size",
+        "16x16",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--no-thop",
+        "--store",
+        str(store),
+        "--json",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout.strip().splitlines()[-1])
+    # params are sum(numel) of the official LKDN x4 (published 322K); FLOPs counted at 180x320 LR
+    assert obj["params"] == 321_992 and (obj["lr_h"], obj["lr_w"]) == (180, 320)
+    assert obj["flops_paper"] == pytest.approx(18.22e9, rel=0.005) and obj["latency_ms_median"] > 0
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "skipped" in res.stderr
+    assert len(Store(store).rows(kind="profile")) == 1
+
+
+def test_profile_fp16_on_cpu_is_a_clean_error(tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    res = _run(["profile", "-m", "lkdn", "--dtype", "fp16"], store)
+    _assert_clean_failure(res, store, "fp16", "CUDA")

@@ -53,7 +53,9 @@ def test_y_channel_bt601() -> None:
 
 def test_gray_protocols_differ_as_documented() -> None:
     g = np.array([[0, 128, 255]], np.uint8)
-    np.testing.assert_allclose(y_channel(g, "basicsr"), 16 + 219 * g.astype(float) / 255)  # three equal channels
+    np.testing.assert_allclose(
+        y_channel(g, "basicsr"), 16 + 219 * g.astype(float) / 255
+    )  # three equal channels
     np.testing.assert_allclose(y_channel(g, "matlab"), g)  # its own values
 
 

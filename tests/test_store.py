@@ -11,8 +11,18 @@ from harness.store import Store
 def _writer(path: str, tag: int, n: int) -> None:
     db = Store(path)
     for i in range(n):
-        db.add({"kind": "eval", "model": f"m{tag}", "scale": 4, "dataset": f"d{i}", "protocol": "basicsr",
-                "psnr": float(i), "ssim": 0.5, "n_images": 1})
+        db.add(
+            {
+                "kind": "eval",
+                "model": f"m{tag}",
+                "scale": 4,
+                "dataset": f"d{i}",
+                "protocol": "basicsr",
+                "psnr": float(i),
+                "ssim": 0.5,
+                "n_images": 1,
+            }
+        )
 
 
 def test_two_processes_writing_at_once_lose_no_row(tmp_path: Path) -> None:
@@ -27,7 +37,9 @@ def test_two_processes_writing_at_once_lose_no_row(tmp_path: Path) -> None:
         assert p.exitcode == 0
     rows = Store(path).rows()
     assert len(rows) == 120
-    assert {(r["model"], r["dataset"]) for r in rows} == {(f"m{t}", f"d{i}") for t in range(2) for i in range(60)}
+    assert {(r["model"], r["dataset"]) for r in rows} == {
+        (f"m{t}", f"d{i}") for t in range(2) for i in range(60)
+    }
 
 
 def test_same_key_replaces_and_provenance_is_filled(tmp_path: Path) -> None:

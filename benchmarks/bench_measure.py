@@ -1,0 +1,68 @@
+"""Latency repeatability: max/min of repeated latency medians for one model (default LKDN x4, 64x64 LR, CPU).
+
+    python benchmarks/bench_measure.py [--model lkdn] [--scale 4] [--size 64] [--reps 5] [--runs 20]
+
+Each repetition is a full ``harness.measure.measure_latency`` call (fresh warm-up, ``--runs`` timed runs);
+the figure of merit is max(median) / min(median) over the repetitions. Target: <= 1.05 on an idle CPU
+(a busy machine - other jobs on the same cores - shows up here first, so the load average is printed too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+from harness import measure, zoo
+
+TARGET = 1.05
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="lkdn")
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--size", type=int, default=64, help="LR height = width")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--strict", action="store_true", help=f"exit 1 when the ratio exceeds {TARGET}")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = zoo.build(args.model, args.scale)
+    size = (args.size, args.size)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    medians = []
+    print(f"{args.model} x{args.scale}, LR {size[0]}x{size[1]}, {args.device} {args.dtype}, {args.reps} reps")
+    for i in range(args.reps):
+        r = measure.measure_latency(
+            model, size, device=args.device, dtype=args.dtype, runs=args.runs, warmup=args.warmup
+        )
+        medians.append(r["latency_ms_median"])
+        med, p90 = r["latency_ms_median"], r["latency_ms_p90"]
+        print(
+            f"  rep {i + 1}: median {med:.2f} ms  p90 {p90:.2f} ms  min {r['latency_ms_min']:.2f} ms  "
+            f"(p90/median {p90 / med:.3f})"
+        )
+    ratio = max(medians) / min(medians)
+    print(f"device: {r['device_name']} ({r['device']}), threads {r['threads']}, torch {torch.__version__}")
+    if load is not None:
+        print(f"load average (1/5/15 min) at start: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+    verdict = "ok" if ratio <= TARGET else "MISS"
+    print(
+        f"latency repeatability max/min of {args.reps} medians: {ratio:.3f} (target <= {TARGET}: {verdict})"
+    )
+    return 1 if args.strict and ratio > TARGET else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
