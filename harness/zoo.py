@@ -80,6 +80,17 @@ def _bicubic_spec() -> ModelSpec:
 
 
 @lru_cache(maxsize=1)
+def aliases() -> dict[str, str]:
+    """Extra names (module-level ``MODEL_ALIASES`` dicts) that resolve to a registered model."""
+    out: dict[str, str] = {}
+    for pkg_name in _PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            out.update(getattr(importlib.import_module(f"{pkg_name}.{info.name}"), "MODEL_ALIASES", {}))
+    return out
+
+
+@lru_cache(maxsize=1)
 def registry() -> dict[str, ModelSpec]:
     """Every known model by name (built once per process)."""
     specs: dict[str, ModelSpec] = {}
@@ -125,6 +136,7 @@ def get_spec(name: str) -> ModelSpec:
         return _factory_spec(name)
     reg = registry()
     key = name.strip().lower()
+    key = aliases().get(key, key)
     if key not in reg:
         raise UnknownModelError(f"unknown model '{name}'; known models: {', '.join(reg)}")
     return reg[key]

@@ -63,7 +63,9 @@ class LayerNorm2d(nn.Module):
         )
 
 
-def pixelshuffle_upsampler(in_channels: int, out_channels: int, scale: int, kernel_size: int = 3) -> nn.Sequential:
+def pixelshuffle_upsampler(
+    in_channels: int, out_channels: int, scale: int, kernel_size: int = 3
+) -> nn.Sequential:
     """One conv to ``out_channels * scale**2`` then PixelShuffle (the one-step upsampler of BSRN/LKDN/IMDN)."""
     conv = nn.Conv2d(in_channels, out_channels * scale**2, kernel_size, padding=kernel_size // 2)
     return nn.Sequential(conv, nn.PixelShuffle(scale))

@@ -1,0 +1,161 @@
+"""The cells that fill the building module's placeholder (LMFN paper, Fig. 2c-e): LKA, MSM and IFM (with IFF).
+
+Every cell maps (B, C, H, W) to the same shape and works for any H, W >= 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import LayerNorm2d
+from .snake_conv import DSConv
+
+CELLS = ("lka", "msm", "ifm")
+SCHEMES = ("cascade", "parallel", "mr", "mr-cross")
+DEFAULT_SCHEME = "mr"
+
+
+class LKA(nn.Module):
+    """Large kernel attention as LKDN uses it (paper eq. 1): 1x1 -> 5x5 DW -> 5x5 DW dilation 3, times input.
+
+    No sigmoid: the attention map multiplies the input directly. Parameter names follow LKDN's ``Attention``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.pointwise = nn.Conv2d(dim, dim, 1)
+        self.depthwise = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
+        self.depthwise_dilated = nn.Conv2d(dim, dim, 5, padding=6, groups=dim, dilation=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.depthwise_dilated(self.depthwise(self.pointwise(x)))
+
+
+def _split_sizes(channels: int, parts: int) -> list[int]:
+    """Sizes as even as possible (the first groups take the remainder), so any channel count splits."""
+    return [channels // parts + (i < channels % parts) for i in range(parts)]
+
+
+class MSM(nn.Module):
+    """Multi-scale modulation (paper eq. 2-5).
+
+    Channel group i (of ``levels``) is max-pooled by 2**i, passed through a 3x3 dynamic snake conv and brought
+    back to the input size; the groups are concatenated, fused by 1x1 + GELU and multiply the input.
+    """
+
+    def __init__(
+        self, dim: int, levels: int = 4, kernel_size: int = 3, extend_scope: float = 1.0, morph: str = "xy"
+    ) -> None:
+        super().__init__()
+        if dim < levels:
+            raise ValueError(f"MSM needs at least {levels} channels, got {dim}")
+        self.sizes = _split_sizes(dim, levels)
+        # "DSConv with kernel size 3x3": read as a K=3 snake along x plus one along y (morph "xy"), summed
+        self.mfr = nn.ModuleList(
+            DSConv(c, c, kernel_size, extend_scope=extend_scope, morph=morph) for c in self.sizes
+        )
+        self.aggr = nn.Conv2d(dim, dim, 1)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        outs = []
+        for i, (part, conv) in enumerate(zip(x.split(self.sizes, dim=1), self.mfr, strict=True)):
+            if i == 0:
+                outs.append(conv(part))
+                continue
+            s = 2**i
+            # ceil_mode: a partial window at the bottom/right edge still pools, so any H, W works (even 1x1)
+            y = conv(F.max_pool2d(part, s, s, ceil_mode=True))
+            # nearest by an integer factor then crop: each pixel gets the value of the window it was pooled
+            # in, exactly aligned even when H, W are not multiples of 2**i (SAFMN-style nearest resize)
+            y = F.interpolate(y, scale_factor=s, mode="nearest")[..., :h, :w]
+            outs.append(y)
+        return x * self.act(self.aggr(torch.cat(outs, dim=1)))
+
+
+class IFF(nn.Module):
+    """Interactive feature fusion (paper eq. 6-8, Fig. 4 schemes); output = 1x1(mix(x)) + x.
+
+    Schemes (our reading of Fig. 4, which the text does not describe):
+      - ``cascade``: MSM(LKA(x)) on the whole tensor, no split.
+      - ``parallel``: split; LKA on one half, MSM on the other; concat.
+      - ``mr`` (eq. 6-7, LMFN's default): merge-and-run; LKA on both halves, then MSM on both halves, each
+        stage adding the mean of its two inputs to both outputs.
+      - ``mr-cross``: merge-and-run with LKA -> MSM on the first half and MSM -> LKA on the second.
+    The two halves use separate modules (no weight sharing): eq. 6 writes LKA(x_l), LKA(x_m) as two
+    branches, as in the merge-and-run networks it cites, and nothing says they share weights.
+    """
+
+    def __init__(self, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> None:
+        super().__init__()
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown IFF scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
+        self.scheme = scheme
+        if scheme == "cascade":
+            self.lka = LKA(dim)
+            self.msm = MSM(dim, **msm_kwargs)
+        else:
+            self.sizes = _split_sizes(dim, 2)
+            dl, dm = self.sizes
+            if scheme == "parallel":
+                self.lka = LKA(dl)
+                self.msm = MSM(dm, **msm_kwargs)
+            else:  # merge-and-run: stage 1 (l, m) then stage 2 (l, m)
+                if dl != dm:
+                    raise ValueError(f"merge-and-run needs an even channel count, got {dim}")
+                self.lka_l, self.lka_m = LKA(dl), LKA(dm)
+                self.msm_l, self.msm_m = MSM(dl, **msm_kwargs), MSM(dm, **msm_kwargs)
+        self.proj = nn.Conv2d(dim, dim, 1)
+
+    def stages(self) -> list[tuple[nn.Module, nn.Module]]:
+        """The (first-half, second-half) branches of each merge-and-run stage."""
+        if self.scheme == "mr":
+            return [(self.lka_l, self.lka_m), (self.msm_l, self.msm_m)]
+        return [(self.lka_l, self.msm_m), (self.msm_l, self.lka_m)]
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything before the output 1x1 (eq. 6-7 for the merge-and-run schemes)."""
+        if self.scheme == "cascade":
+            return self.msm(self.lka(x))
+        xl, xm = x.split(self.sizes, dim=1)
+        if self.scheme == "parallel":
+            return torch.cat([self.lka(xl), self.msm(xm)], dim=1)
+        for branch_l, branch_m in self.stages():
+            merged = (xl + xm) * 0.5
+            xl, xm = branch_l(xl) + merged, branch_m(xm) + merged
+        return torch.cat([xl, xm], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.mix(x)) + x
+
+    def extra_repr(self) -> str:
+        return f"scheme={self.scheme!r}"
+
+
+class IFM(nn.Module):
+    """Interactive fusion modulation (paper eq. 9-10): LN -> 1x1 to 2C -> split; y = 1x1(a * IFF(b)) + x."""
+
+    def __init__(self, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> None:
+        super().__init__()
+        self.norm = LayerNorm2d(dim)
+        self.proj_in = nn.Conv2d(dim, 2 * dim, 1)
+        self.iff = IFF(dim, scheme, **msm_kwargs)
+        self.proj_out = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.proj_in(self.norm(x)).chunk(2, dim=1)
+        return self.proj_out(a * self.iff(b)) + x
+
+
+def make_cell(name: str, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> nn.Module:
+    """Build a cell by name: ``lka`` | ``msm`` | ``ifm`` (``scheme`` only matters for ``ifm``)."""
+    if name == "lka":
+        return LKA(dim)
+    if name == "msm":
+        return MSM(dim, **msm_kwargs)
+    if name == "ifm":
+        return IFM(dim, scheme, **msm_kwargs)
+    raise ValueError(f"unknown cell {name!r}; valid: {', '.join(CELLS)}")

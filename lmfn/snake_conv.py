@@ -1,0 +1,175 @@
+"""Dynamic snake convolution (DSConv; Qi et al., ICCV 2023), as used by LMFN's multi-scale modulation.
+
+A 1-D kernel of K points lies along one image axis; each point is shifted sideways by an offset that is
+accumulated outward from the kernel centre, so the kernel bends like a snake. Offsets come from a 3x3 conv,
+a norm and tanh (each step in [-1, 1]), scaled by ``extend_scope``. Features are read at the shifted points
+by bilinear sampling and the K samples are combined by a (1,K) / (K,1) kernel.
+
+Differences from DSCNet's reference code (YaoleiQi/DSCNet), each deliberate:
+
+- Gradients reach the offset conv at every kernel size. The original ``S3_DSConv.py`` accumulates into a
+  ``detach().clone()`` of the offsets and its loop ``range(1, center)`` is empty for K=3, so at K=3 every
+  used offset is a detached copy and ``offset_conv`` never learns (at larger K the two outermost points
+  stay detached too). Here the accumulation is a differentiable linear map.
+- Offset norm: a per-pixel LayerNorm over the offset channels, not BatchNorm (original; fails at batch 1
+  in training) or GroupNorm (``_pro`` version; statistics over the whole image, so tiling would change the
+  output). It depends neither on ``in_channels`` nor on batch or image size.
+- No GroupNorm/ReLU after the conv: inside MSM the DSConv is a plain feature operator followed by the
+  cell's own 1x1 + GELU (DSCNet's output GroupNorm also needs channel counts divisible by 4).
+- Points outside the image read zeros (zero padding, like every other conv here) rather than the clamped
+  border, so with zero offsets DSConv equals the plain (1,K) / (K,1) conv with zero padding.
+- One ``grid_sample`` call for all K points of all morphologies (points stacked as extra rows, so the
+  samples already form a (B, C*n*K, H, W) tensor), then one 1x1 conv holding every branch's kernel.
+- Kernel shapes follow the image axis the snake lies along: ``dsc_conv_x`` (morph "x", horizontal snake)
+  is (1,K), ``dsc_conv_y`` is (K,1); each is the plain conv the snake reduces to with zero offsets.
+  DSCNet stores transposed shapes (it stacks samples along the other axis); no official LMFN weights
+  exist, so nothing depends on that layout.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import LayerNorm2d
+
+MORPHS: dict[str, tuple[str, ...]] = {"x": ("x",), "y": ("y",), "xy": ("x", "y")}
+
+
+def accumulation_matrix(
+    kernel_size: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> torch.Tensor:
+    """(K, K) matrix M such that ``M @ steps`` gives each point's position relative to the kernel centre.
+
+    The centre stays at 0; point c+i moves by steps c+1..c+i summed, point c-i by steps c-1..c-i
+    (DSCNet's "iterative" swing outward from the centre, as one linear map).
+    """
+    c = kernel_size // 2
+    j = torch.arange(kernel_size, device=device).view(-1, 1)  # output point
+    i = torch.arange(kernel_size, device=device).view(1, -1)  # step
+    right = (j > c) & (i > c) & (i <= j)
+    left = (j < c) & (i < c) & (i >= j)
+    return (right | left).to(dtype)
+
+
+@lru_cache(maxsize=64)
+def _base_grid(
+    h: int, w: int, k: int, morphs: tuple[str, ...], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """Unshifted points in grid_sample units (align_corners=False), (n_morph, K, H*W, 2) holding (x, y).
+
+    Cached per size: it is the same for every call (and every MSM branch) at that size.
+    """
+    with torch.inference_mode(False), torch.no_grad():  # a cached tensor must stay usable outside inference
+        return _make_base_grid(h, w, k, morphs, device, dtype)
+
+
+def _make_base_grid(
+    h: int, w: int, k: int, morphs: tuple[str, ...], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    taps = torch.arange(k, device=device, dtype=dtype).view(k, 1, 1) - k // 2
+    ys = torch.arange(h, device=device, dtype=dtype).view(1, h, 1)
+    xs = torch.arange(w, device=device, dtype=dtype).view(1, 1, w)
+    parts = []
+    for m in morphs:
+        px, py = (xs + taps, ys + 0 * taps) if m == "x" else (xs + 0 * taps, ys + taps)
+        px, py = torch.broadcast_tensors(px, py)  # (K, H, W)
+        parts.append(torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], dim=-1).view(k, h * w, 2))
+    return torch.stack(parts)
+
+
+class DSConv(nn.Module):
+    """Dynamic snake convolution.
+
+    Args:
+        in_channels / out_channels: any counts (nothing is grouped).
+        kernel_size: K, the number of points on the snake (odd).
+        extend_scope: pixels one step may swing; a step is tanh(...) * extend_scope.
+        morph: "x" (snake along the width, swinging in y), "y" (along the height, swinging in x) or "xy"
+            (both, summed; one offset conv predicts both swings, as DSCNet's offset conv does).
+        bias: one bias for the output (with "xy" only ``dsc_conv_x`` carries it).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        extend_scope: float = 1.0,
+        morph: str = "xy",
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if morph not in MORPHS:
+            raise ValueError(f"morph must be one of {sorted(MORPHS)}, got {morph!r}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        self.kernel_size = kernel_size
+        self.extend_scope = extend_scope
+        self.morph = morph
+        self.morphs = MORPHS[morph]
+        n_off = kernel_size * len(self.morphs)
+        self.offset_conv = nn.Conv2d(in_channels, n_off, 3, padding=1)
+        self.offset_norm = LayerNorm2d(n_off)
+        pad = kernel_size // 2
+        if "x" in self.morphs:
+            self.dsc_conv_x = nn.Conv2d(
+                in_channels, out_channels, (1, kernel_size), padding=(0, pad), bias=bias
+            )
+        if "y" in self.morphs:
+            y_bias = bias and "x" not in self.morphs  # a second bias would only add to the first
+            self.dsc_conv_y = nn.Conv2d(
+                in_channels, out_channels, (kernel_size, 1), padding=(pad, 0), bias=y_bias
+            )
+
+    def steps(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-point swing steps in [-1, 1]: (B, n_morph * K, H, W)."""
+        o = self.offset_conv(x)
+        # LayerNorm2d's maths, written out: F.layer_norm over 3-6 channels per pixel is slow on CPU
+        d = o - o.mean(1, keepdim=True)
+        o = d * torch.rsqrt(d.square().mean(1, keepdim=True) + self.offset_norm.eps)
+        o = torch.addcmul(
+            self.offset_norm.bias.view(1, -1, 1, 1), o, self.offset_norm.weight.view(1, -1, 1, 1)
+        )
+        return torch.tanh(o)
+
+    def offsets(self, x: torch.Tensor) -> torch.Tensor:
+        """Point positions relative to their unshifted place, in pixels: (B, n_morph, K, H, W)."""
+        b, _, h, w = x.shape
+        st = self.steps(x).view(b, len(self.morphs), self.kernel_size, h * w)
+        acc = accumulation_matrix(self.kernel_size, st.dtype, st.device) @ st
+        return (acc * self.extend_scope).view(b, len(self.morphs), self.kernel_size, h, w)
+
+    def fused_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every branch as one 1x1 kernel over the sample stack (input channel c * n*K + point), and bias."""
+        convs = [self.dsc_conv_x if m == "x" else self.dsc_conv_y for m in self.morphs]
+        w = torch.cat([conv.weight.flatten(2) for conv in convs], dim=2)  # (out, in, n*K)
+        return w.reshape(w.shape[0], -1, 1, 1), convs[0].bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        k, n = self.kernel_size, len(self.morphs)
+        st = self.steps(x).view(b, n, k, h * w)
+        # pixels -> grid_sample units, times extend_scope; an x-snake swings in y, a y-snake in x
+        e = self.extend_scope
+        unit = [(0.0, 2.0 * e / h) if m == "x" else (2.0 * e / w, 0.0) for m in self.morphs]
+        unit = torch.tensor(unit, dtype=x.dtype, device=x.device).view(n, 1, 1, 2)
+        acc = accumulation_matrix(k, x.dtype, x.device)
+        if k <= 3:  # the accumulation is then diagonal (centre 0, neighbours 1): fold it into the unit
+            unit, acc_st = unit * acc.diagonal().view(1, k, 1, 1), st
+        else:
+            acc_st = acc @ st
+        # one fused multiply-add: unshifted points + swing (B, n, K, H*W, 2)
+        grid = torch.addcmul(_base_grid(h, w, k, self.morphs, x.device, x.dtype), acc_st.unsqueeze(-1), unit)
+        # points stacked as rows of the grid: samples come out as (B, C, n*K, H*W) = (B, C*n*K, H, W)
+        samples = F.grid_sample(
+            x, grid.view(b, n * k, h * w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        weight, bias = self.fused_weight()
+        return F.conv2d(samples.view(b, c * n * k, h, w), weight, bias)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, extend_scope={self.extend_scope}, morph={self.morph!r}"
