@@ -38,7 +38,9 @@ def test_bicubic_matlab_protocol_matches_literature(data_root: Path, dataset: st
 
 
 @pytest.mark.parametrize(("dataset", "scale"), sorted(SECOND_IMPL_BASICSR))
-def test_bicubic_basicsr_protocol_matches_second_implementation(data_root: Path, dataset: str, scale: int) -> None:
+def test_bicubic_basicsr_protocol_matches_second_implementation(
+    data_root: Path, dataset: str, scale: int
+) -> None:
     res = evaluate_model(Bicubic(scale), dataset, scale, data_root, protocol="basicsr")
     psnr, ssim = SECOND_IMPL_BASICSR[(dataset, scale)]
     assert res.psnr == pytest.approx(psnr, abs=0.005)
