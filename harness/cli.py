@@ -308,17 +308,6 @@ def eval_cmd(
         err.print(f"not evaluated, no checkpoint found in {weights_dir}: {', '.join(no_ckpt)}")
 
 
-def _not_yet(what: str, issue: int) -> None:
-    err.print(f"`lmfn-bench {what}` is not implemented yet (tracked in issue {issue}).")
-    raise typer.Exit(2)
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train(ctx: typer.Context) -> None:
-    """Train a zoo model with the paper's recipe (not implemented yet)."""
-    _not_yet("train", 7)
-
-
 def _parse_size(size: str | None) -> tuple[int, int] | None:
     if size is None:
         return None
@@ -608,8 +597,11 @@ def store_merge(
         out.print(f"{s}: {n} rows merged into {into}")
 
 
-from harness.cli_report import report_command  # noqa: E402  (needs app's helpers defined above)
+# the train and report commands live in their own modules; they import this module's helpers
+from harness.cli_report import report_command  # noqa: E402
+from harness.cli_train import train_command  # noqa: E402
 
+app.command("train")(train_command)
 app.command("report")(report_command)
 
 
