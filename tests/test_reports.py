@@ -275,6 +275,18 @@ def test_fallback_dataset_is_announced(tmp_path: Path, published: Path) -> None:
     assert "Urban100" in t1.caption
 
 
+def test_table3_shows_sets_outside_the_paper_as_extra_columns(tmp_path: Path, published: Path) -> None:
+    # a fresh machine measures only the embedded Default set: Table 3 must show it, not only dashes
+    db = Store(tmp_path / "r.db")
+    _eval(db, "lkdn", 4, "Default", 29.5, 0.81)
+    _eval(db, "bicubic", 4, "Default", 28.2, 0.80)
+    t3 = build_report(tmp_path / "r.db", "Manga109", 4, published=published).tables[2]
+    vals = t3.values.droplevel("block")
+    assert vals.loc["LKDN", ("Default", "PSNR")] == 29.5
+    assert list(t3.values.columns.get_level_values(0))[-1] == "Default"
+    assert any("Default" in n for n in t3.notes)
+
+
 def test_figure_points_and_files(report, tmp_path: Path) -> None:
     pts = report.figure.set_index("label")
     assert sorted(pts.index) == ["BSRN", "LKDN", "LMFN"]  # Bicubic, IMDN, VapSR have no Manga109 ×4
