@@ -7,6 +7,7 @@ Also runnable on its own, which is how ``torchrun`` starts it on every process::
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,6 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from harness.cli import DataRootOpt, JsonOpt, StoreOpt, err, friendly_errors
 from harness.store import DEFAULT_STORE
 from harness.train import PROFILES, NonFiniteLossError, TrainConfig, resume_config, train
 from harness.train_data import resolve_sources
@@ -48,13 +48,23 @@ def _train_progress() -> Progress:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        console=err,
+        console=cli.err,
         transient=True,
-        disable=not err.is_terminal,
+        disable=not cli.err.is_terminal,
     )
 
 
-@friendly_errors
+def _friendly(fn):  # type: ignore[no-untyped-def]
+    """cli.friendly_errors, looked up when called (see the import note)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return cli.friendly_errors(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+@_friendly
 def train_command(
     variant: Annotated[
         str,
@@ -78,7 +88,7 @@ def train_command(
             "Default: every training set under the data root, else the embedded default.",
         ),
     ] = None,
-    data_root: DataRootOpt = None,
+    data_root: cli.DataRootOpt = None,
     iters: Annotated[int | None, typer.Option(help="Training iterations (profile's by default).")] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Global batch size (split over torchrun processes).")
@@ -142,9 +152,14 @@ def train_command(
         bool, typer.Option(help="torch.use_deterministic_algorithms (bit-exact reruns; slower on GPU).")
     ] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
-    store: StoreOpt = Path(DEFAULT_STORE),
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", help=f"SQLite results store (default {DEFAULT_STORE}; on --resume the run's)."
+        ),
+    ] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not write results to the store.")] = False,
-    json_out: JsonOpt = False,
+    json_out: cli.JsonOpt = False,
 ) -> None:
     """Train a zoo model (LMFN variants, baselines) with the paper's recipe or a smaller profile."""
     if scale not in (2, 3, 4):
@@ -166,10 +181,14 @@ def train_command(
         device=device,
         deterministic=deterministic or None,
         threads=threads,
-        store=None if no_store else str(store),
+        store=str(store) if store else None,
         data_root=str(data_root) if data_root else None,
         train_data=resolve_sources(train_data, data_root) if train_data else None,
     )
+    if no_store:
+        overrides["store"] = ""
+    elif store is None and not resume:
+        overrides["store"] = DEFAULT_STORE
     if resume:
         if out_dir is None:
             raise ValueError("--resume needs --out DIR (the run folder to continue)")
@@ -213,12 +232,12 @@ def train_command(
             res = train(
                 cfg,
                 resume=resume,
-                echo=lambda m: err.print(m, highlight=False, soft_wrap=True),
+                echo=lambda m: cli.err.print(m, highlight=False, soft_wrap=True),
                 on_step=on_step,
                 on_data=on_data,
             )
         except NonFiniteLossError as e:
-            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            cli.err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(3) from None
     summary = {
         "out": str(res.out),
@@ -231,13 +250,17 @@ def train_command(
     if json_out:
         print(json.dumps(summary), flush=True)
     else:
-        err.print(
+        cli.err.print(
             f"{res.reason}: iteration {res.iteration} in {res.seconds / 60:.1f} min; weights in "
             f"{res.out / 'net_g_latest.pth'}",
             highlight=False,
         )
     if res.reason == "signal":
         raise typer.Exit(130)
+
+
+# imported last and used only at call time: cli.py imports train_command from this module at its own end
+import harness.cli as cli  # noqa: E402
 
 
 def main() -> None:  # pragma: no cover - `python -m harness.cli_train` / torchrun entry

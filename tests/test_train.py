@@ -1,0 +1,386 @@
+"""Training: data pipeline, recipe, checkpoints, exact resume after SIGTERM / SIGKILL, NaN guard, --init."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
+from typer.testing import CliRunner
+
+from harness.checkpoint import load_into
+from harness.cli_train import train_command
+from harness.data import DataError, make_lr
+from harness.train import (
+    MODEL_FILE,
+    PROFILES,
+    STATE_FILE,
+    NonFiniteLossError,
+    TrainConfig,
+    _ema_avg_fn,
+    read_state,
+    resolve_spec,
+    resume_config,
+    train,
+    warm_start,
+)
+from harness.train_data import (
+    PatchDataset,
+    StepBatchSampler,
+    augment,
+    discover_train_sets,
+    load_images,
+    resolve_sources,
+)
+from harness.zoo import build
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def torch_globals():
+    """Training sets thread count / determinism process-wide; put them back."""
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(det)
+
+
+def _png(path: Path, h: int, w: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    # smooth-ish content so bicubic is not all ringing
+    base = rng.integers(0, 256, size=(h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
+    img = Image.fromarray(base).resize((w, h), Image.BILINEAR)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def test_patches_are_aligned_after_augmentation(tmp_path):
+    """An LR patch equals the MATLAB-bicubic downscale of its HR patch (away from the patch border, where the
+    kernel would reach outside the crop), for every flip / rotation combination drawn."""
+    s, p = 2, 24
+    _png(tmp_path / "a.png", 150, 170, seed=1)
+    _png(tmp_path / "b.png", 131, 97, seed=2)
+    imgs = load_images([str(tmp_path)], s, p * s)
+    ds = PatchDataset(imgs, s, p, seed=3)
+    seen = set()
+    for i in range(24):
+        k, y, x, hf, vf, rot = ds.locate(i)
+        seen.add((hf, vf, rot))
+        lr, hr = ds[i]
+        assert lr.shape == (3, p, p) and hr.shape == (3, p * s, p * s)
+        lr_u8 = (lr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        hr_u8 = (hr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        ref = make_lr(np.ascontiguousarray(hr_u8), s)  # augmentations commute with a symmetric integer resize
+        m = 3
+        diff = np.abs(ref[m:-m, m:-m].astype(int) - lr_u8[m:-m, m:-m].astype(int))
+        assert diff.max() <= 1, (i, diff.max())
+        # and the HR patch is the raw crop of the source, augmented
+        src_hr = imgs[k].hr[y * s : (y + p) * s, x * s : (x + p) * s]
+        np.testing.assert_array_equal(augment(src_hr, src_hr, hf, vf, rot)[1], hr_u8)
+    assert len(seen) >= 4  # the augmentation draws really vary
+
+
+def test_epoch_permutation_visits_every_image_once(tmp_path):
+    for j in range(5):
+        _png(tmp_path / f"{j}.png", 40, 40, seed=j)
+    ds = PatchDataset(load_images([str(tmp_path)], 2, 32), 2, 16, seed=0)
+    for epoch in range(3):
+        assert sorted(ds.locate(epoch * 5 + q)[0] for q in range(5)) == list(range(5))
+
+
+def test_rank_shards_partition_the_single_process_batches():
+    single = iter(StepBatchSampler(start=40, global_batch=8))
+    ranks = [iter(StepBatchSampler(start=40, global_batch=8, rank=r, world_size=4)) for r in range(4)]
+    for _ in range(5):
+        assert next(single) == [i for it in ranks for i in next(it)]
+    with pytest.raises(ValueError, match="not divisible"):
+        StepBatchSampler(0, 6, 0, 4)
+
+
+def test_small_images_skipped_or_rejected(tmp_path):
+    _png(tmp_path / "ok" / "big.png", 80, 90)
+    _png(tmp_path / "ok" / "tiny.png", 20, 90)
+    warned: list[str] = []
+    imgs = load_images([str(tmp_path / "ok")], 2, 64, warn=warned.append)
+    assert [i.name for i in imgs] == ["ok/big"]
+    assert len(warned) == 1 and "tiny" in warned[0] and "64x64" in warned[0]
+    _png(tmp_path / "bad" / "tiny.png", 20, 20)
+    with pytest.raises(DataError, match="no training image is at least 64x64"):
+        load_images([str(tmp_path / "bad")], 2, 64, warn=lambda m: None)
+
+
+def test_training_set_layouts(tmp_path):
+    root = tmp_path / "data"
+    _png(root / "DIV2K" / "DIV2K_train_HR" / "0001.png", 64, 64)
+    _png(root / "Flickr2K" / "Flickr2K_HR" / "000001.png", 64, 64)
+    _png(root / "train" / "T91" / "t1.png", 64, 64)
+    # a ready-made DIV2K LR file (deliberately not bicubic: all grey) must be used as is
+    lr_file = root / "DIV2K" / "DIV2K_train_LR_bicubic" / "X2" / "0001x2.png"
+    lr_file.parent.mkdir(parents=True)
+    Image.fromarray(np.full((32, 32, 3), 77, np.uint8)).save(lr_file)
+    assert discover_train_sets(root) == ["DF2K", "T91"]
+    srcs = resolve_sources(None, root)
+    assert [Path(s).name for s in srcs] == ["DIV2K_train_HR", "Flickr2K_HR", "T91"]
+    assert resolve_sources(["t91"], root) == [str((root / "train" / "T91").resolve())]
+    assert resolve_sources([str(root / "train" / "T91")], None) == [str((root / "train" / "T91").resolve())]
+    assert resolve_sources(None, None) == ["default"]
+    with pytest.raises(DataError, match="'Urban'"):
+        resolve_sources(["Urban"], root)
+    imgs = load_images(resolve_sources(["DIV2K"], root), 2, 32)
+    assert (imgs[0].lr == 77).all()
+
+
+def test_shared_train_sets_resolve(data_root):
+    srcs = resolve_sources(["T91", "BSD200"], data_root)
+    assert [Path(s).name for s in srcs] == ["T91", "BSD200"]
+    assert {"T91", "BSD200"} <= set(discover_train_sets(data_root))
+
+
+# ----------------------------------------------------------------------------------------------- recipe
+
+
+def test_paper_profile_matches_paper_text(need_shared):
+    text = (need_shared("reference/lmfn-paper.txt")).read_text()
+    para = next(line for line in text.splitlines() if "Adan" in line and "EMA" in line)
+    p = PROFILES["paper"]
+    m = re.search(r"crop (\d+) patches with (\d+)\s*×\s*(\d+)", para)
+    assert m and (p.batch_size, p.patch_size, p.patch_size) == tuple(map(int, m.groups()))
+    assert float(re.search(r"\(EMA\).*?(0\.\d+)", para).group(1)) == p.ema
+    mant, exp = re.search(r"constant (\d+) × 10[−-](\d+)", para).groups()
+    assert p.lr == pytest.approx(int(mant) * 10.0 ** -int(exp))
+    mant, exp = re.search(r"for (\d+)\s*×\s*10(\d) training iterations", para).groups()
+    assert p.iters == int(mant) * 10 ** int(exp)
+    assert "ℒ1" in para and "Adan" in para
+    assert p.betas == (0.98, 0.92, 0.99) and p.weight_decay == 0.0  # DESIGN.md: Adan betas, no decay
+
+
+def test_ema_matches_torch_ema_and_warms_up():
+    torch.manual_seed(0)
+    a, b = [torch.randn(5) for _ in range(2)], [torch.randn(5) for _ in range(2)]
+    mine, ref = [t.clone() for t in a], [t.clone() for t in a]
+    _ema_avg_fn(0.999, warmup=False)(mine, b, torch.tensor(7))
+    get_ema_multi_avg_fn(0.999)(ref, b, torch.tensor(7))
+    for x, y in zip(mine, ref, strict=True):
+        torch.testing.assert_close(x, y)
+    w = [t.clone() for t in a]
+    _ema_avg_fn(0.999, warmup=True)(w, b, torch.tensor(0))  # decay (1+0)/(10+0) = 0.1
+    torch.testing.assert_close(w[0], 0.1 * a[0] + 0.9 * b[0])
+
+
+def test_overrides_and_resolution():
+    cfg = TrainConfig.from_profile("lka-msm-ifm", "short", lr=1e-3, iters=None)
+    assert (cfg.lr, cfg.iters, cfg.batch_size) == (
+        1e-3,
+        PROFILES["short"].iters,
+        PROFILES["short"].batch_size,
+    )
+    # a cell pattern without @scheme means LMFN's default IFF scheme (the zoo names schemes explicitly)
+    from lmfn.variants import parse_variant
+
+    assert resolve_spec("lka-msm-ifm").name == "@".join(parse_variant("lka-msm-ifm"))
+    with pytest.raises(ValueError, match="unknown profile"):
+        TrainConfig.from_profile("lkdn", "fast")
+    with pytest.raises(ValueError, match="--ema"):
+        TrainConfig.from_profile("lkdn", "smoke", ema=1.0)
+
+
+# ----------------------------------------------------------------------------------------------- warm start
+
+
+def test_init_loads_matching_tensors_and_reports_the_rest(tmp_path):
+    src = build("lkdn", 2)
+    torch.save({"params_ema": src.state_dict(), "params": {}}, tmp_path / "x2.pth")
+    dst = build("lkdn", 3)
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    rep = warm_start(dst, tmp_path / "x2.pth")
+    sd_src, sd_dst = src.state_dict(), dst.state_dict()
+    same = [k for k in sd_dst if sd_src[k].shape == sd_dst[k].shape]  # only the upsampler differs x2 -> x3
+    assert rep.loaded == same and len(rep.misshaped) == len(sd_dst) - len(same) > 0
+    for k in sd_dst:
+        torch.testing.assert_close(sd_dst[k], sd_src[k] if k in same else before[k], rtol=0, atol=0)
+    text = "\n".join(rep.lines())
+    assert f"loaded {len(same)}/{len(sd_dst)} tensors" in text and "shape differs" in text
+
+
+@pytest.mark.slow
+def test_init_lmfn_from_official_lkdn(weights_dir, tmp_path, torch_globals):
+    ckpt = weights_dir / "LKDN" / "LKDN_x4.pth"
+    if not ckpt.is_file():
+        pytest.skip(f"missing {ckpt}")
+    official = torch.load(ckpt, map_location="cpu", weights_only=True)["params_ema"]
+    msgs: list[str] = []
+    cfg = TrainConfig.from_profile("lka-msm-ifm", "smoke", scale=4, iters=1, train_data=["default"],
+                                   val_dataset="none", out=str(tmp_path / "run"), init=str(ckpt))  # fmt: skip
+    res = train(cfg, echo=msgs.append)
+    rep = res.init_report
+    own = build("lmfn", 4).state_dict()
+    expect = [k for k in own if k in official and official[k].shape == own[k].shape]
+    assert rep.loaded == expect and 0 < len(expect) < len(own)
+    assert rep.missing == [k for k in own if k not in official]
+    assert msgs[0].startswith(f"init from LKDN_x4.pth: loaded {len(expect)}/{len(own)} tensors")
+    assert any("not in checkpoint, kept fresh" in m for m in msgs)
+
+
+# ----------------------------------------------------------------------------------------------- NaN guard
+
+
+class _NaNAfter(nn.Module):
+    """A tiny SR net whose output turns NaN from its ``k``-th call on."""
+
+    def __init__(self, scale: int, k: int) -> None:
+        super().__init__()
+        self.body = nn.Conv2d(3, 3 * scale * scale, 3, padding=1)
+        self.up = nn.PixelShuffle(scale)
+        self.k, self.calls = k, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        y = self.up(self.body(x))
+        return y * float("nan") if self.calls >= self.k else y
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=10, ckpt_every=2, train_data=["default"],
+                                   val_dataset="none", out=str(tmp_path))  # fmt: skip
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at iteration 5.*iteration 4"):
+        train(cfg, model=_NaNAfter(2, k=5), echo=lambda m: None)
+    st = read_state(tmp_path / STATE_FILE)
+    assert st["iteration"] == 4
+    assert all(torch.isfinite(v).all() for v in st["model"].values())
+    params = torch.load(tmp_path / MODEL_FILE, weights_only=True)
+    assert set(params) == {"params", "params_ema"}
+    assert all(torch.isfinite(v).all() for v in params["params_ema"].values())
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["event"] == "nonfinite" and log[-1]["iter"] == 5
+
+
+# ----------------------------------------------------------------------------------------------- resume
+
+
+def _wait_for_checkpoint(proc: subprocess.Popen, out: Path, at_least: int, timeout: float = 120.0) -> int:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended (rc {proc.returncode}) before checkpoint {at_least}: "
+                                 f"{proc.stderr.read()[-2000:]}")  # fmt: skip
+        log = out / "log.jsonl"
+        if log.is_file():
+            its = [r["iter"] for r in map(json.loads, log.read_text().splitlines()[:-1] or [])
+                   if r["event"] == "checkpoint"]  # fmt: skip
+            if its and its[-1] >= at_least:
+                return its[-1]
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for a checkpoint")
+
+
+def _fast_cfg(out: Path, n: int) -> TrainConfig:
+    return TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=n, batch_size=2, patch_size=16, lr=2e-3,
+                                    ckpt_every=1, train_data=["default"], val_dataset="none", threads=1,
+                                    deterministic=True, out=str(out))  # fmt: skip
+
+
+def test_sigterm_then_sigkill_then_resume_is_exact(tmp_path, torch_globals):
+    n = 8
+    out = tmp_path / "interrupted"
+
+    # 1) SIGTERM (sent to this process from inside step 3): the loop saves where it is and returns
+    def term_at_3(it: int, total: int, info: dict) -> None:
+        if it == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    msgs: list[str] = []
+    res = train(_fast_cfg(out, n), echo=msgs.append, on_step=term_at_3)
+    assert (res.reason, res.iteration, res.completed) == ("signal", 3, False)
+    assert read_state(out / STATE_FILE)["iteration"] == 3 and "SIGTERM: saved iteration 3" in msgs[-1]
+    # 2) resume in a subprocess, SIGKILL it mid-way: no chance to save, the last checkpoint must do
+    cmd = [sys.executable, "-m", "harness.cli_train", "--resume", "--out", str(out)]
+    p = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)  # fmt: skip
+    _wait_for_checkpoint(p, out, 5)
+    assert p.poll() is None
+    p.kill()
+    p.communicate(timeout=60)
+    k2 = read_state(out / STATE_FILE)["iteration"]
+    assert 5 <= k2 < n
+    # 3) resume to the end (in process)
+    msgs = []
+    train(resume_config(out), resume=True, echo=msgs.append)
+    assert msgs[0] == f"resumed {out / STATE_FILE} at iteration {k2}"
+    got = read_state(out / STATE_FILE)
+    # the same run uninterrupted
+    train(_fast_cfg(tmp_path / "straight", n), echo=lambda m: None)
+    ref = read_state(tmp_path / "straight" / STATE_FILE)
+    assert (got["iteration"], got["samples_seen"]) == (ref["iteration"], ref["samples_seen"]) == (n, 2 * n)
+    for part in ("model", "ema"):
+        for k, v in ref[part].items():
+            assert torch.equal(got[part][k], v), f"{part}.{k} differs after resume"
+    for pid, st in ref["optimizer"]["state"].items():
+        for k, v in st.items():
+            assert torch.equal(torch.as_tensor(got["optimizer"]["state"][pid][k]), torch.as_tensor(v)), (
+                pid,
+                k,
+            )
+    # and it really trained: the EMA lags the live weights
+    assert any(not torch.equal(v, got["ema"]["module." + k]) for k, v in got["model"].items())
+
+
+# ----------------------------------------------------------------------------------------------- CLI / store
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("train")(train_command)
+    app.command("noop")(lambda: None)  # two commands: keep "train" as a subcommand
+    return app
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = CliRunner().invoke(_app(), ["train", "--profile", "fast", "--no-store"])
+    assert r.exit_code == 2 and "unknown profile 'fast'" in r.output
+    r = CliRunner().invoke(_app(), ["train", "--resume", "--out", str(tmp_path / "nothing"), "--no-store"])
+    assert r.exit_code == 2 and "no training state to resume" in r.output
+    r = CliRunner().invoke(_app(), ["train", "--variant", "nosuchnet", "--profile", "smoke", "--no-store",
+                                    "--train-data", "default", "--out", str(tmp_path / "x")])  # fmt: skip
+    assert r.exit_code == 2 and "unknown model 'nosuchnet'" in r.output
+
+
+@pytest.mark.slow
+def test_trained_rows_and_checkpoint_reload(data_root, tmp_path, torch_globals):
+    """Validation rows (kind train, with iteration) and the final eval row land in the store; the exported
+    checkpoint loads strictly into the zoo model and re-evaluates to the stored number."""
+    from harness.evaluate import evaluate_model
+    from harness.store import Store
+
+    db = tmp_path / "r.db"
+    cfg = TrainConfig.from_profile("lkdn", "smoke", scale=4, iters=4, val_every=2, data_root=str(data_root),
+                                   train_data=["default"], val_dataset="Set5", store=str(db),
+                                   out=str(tmp_path / "run"))  # fmt: skip
+    res = train(cfg, echo=lambda m: None)
+    rows = Store(db).rows()
+    train_rows = sorted((r for r in rows if r["kind"] == "train"), key=lambda r: r["extra"]["iteration"])
+    assert [r["extra"]["iteration"] for r in train_rows] == [2, 4]
+    (final,) = [r for r in rows if r["kind"] == "eval"]
+    assert (
+        final["source"] == "trained" and final["extra"]["profile"] == "smoke" and final["extra"]["iters"] == 4
+    )
+    model = load_into(build("lkdn", 4), tmp_path / "run" / MODEL_FILE)
+    again = evaluate_model(model, "Set5", 4, data_root)
+    assert again.psnr == pytest.approx(final["psnr"], abs=1e-9) == res.final[0]["psnr"]
+    assert res.curve == [(2, train_rows[0]["psnr"]), (4, train_rows[1]["psnr"])]
