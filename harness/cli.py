@@ -177,6 +177,22 @@ def _print_results(rows: list[dict], json_out: bool) -> None:
     out.print(table)
 
 
+OnlyOpt = Annotated[
+    list[str] | None, typer.Option("--only", hidden=True, help="Restrict --all to these models.")
+]
+
+
+def _all_jobs(scales: list[int], only: list[str] | None) -> list[tuple[str, int]]:
+    """(model, scale) pairs of --all: every zoo model (or those in ``only``) at every scale it has."""
+    keep = {get_spec(n).name for n in only} if only else None
+    return [
+        (n, s)
+        for n, sp in registry().items()
+        for s in sp.scales
+        if (not scales or s in scales) and (keep is None or n in keep)
+    ]
+
+
 def _parse_shard(shard: str | None) -> tuple[int, int]:
     if shard is None:
         return 0, 1
@@ -229,6 +245,7 @@ def eval_cmd(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     store: StoreOpt = Path(DEFAULT_STORE),
     json_out: JsonOpt = False,
+    only: OnlyOpt = None,
 ) -> None:
     """Measure PSNR / SSIM (Y channel) on benchmark sets and write them to the results store."""
     from harness.runner import prepare
@@ -242,7 +259,7 @@ def eval_cmd(
     if all_models:
         if model or checkpoint:
             raise ValueError("--all evaluates the whole zoo; drop --model / --checkpoint")
-        jobs = [(n, s) for n, sp in registry().items() for s in sp.scales if not scales or s in scales]
+        jobs = _all_jobs(scales, only)
     else:
         if model is None:
             raise ValueError("give --model NAME (or --all); `lmfn-bench models` lists the zoo")
@@ -355,6 +372,7 @@ def profile(
     ] = None,
     store: StoreOpt = Path(DEFAULT_STORE),
     json_out: JsonOpt = False,
+    only: OnlyOpt = None,
 ) -> None:
     """Params, FLOPs (multiply-adds: paper / fvcore / full / thop columns), latency and peak memory."""
     from harness.measure import PRECISIONS, profile_model
@@ -364,7 +382,7 @@ def profile(
         raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}, got '{dtype}'")
     scales = [_check_scale(s) for s in scale] if scale else ([] if all_models else [4])
     if all_models:
-        jobs = [(n, s) for n, sp in registry().items() for s in sp.scales if not scales or s in scales]
+        jobs = _all_jobs(scales, only)
     elif model:
         jobs = []
         for name in model:
@@ -509,6 +527,10 @@ def pipeline(
     ] = Path("lmfn-bench-out"),
     store: StoreOpt = Path(DEFAULT_STORE),
     force: Annotated[bool, typer.Option(help="Redo steps whose results the store already has.")] = False,
+    models: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Evaluate / profile only these models (default: the zoo)."),
+    ] = None,
 ) -> None:
     """The whole job: short-train LMFN, evaluate and profile the zoo, write HTML / LaTeX / Markdown reports.
 
@@ -551,6 +573,7 @@ def pipeline(
         device="cpu",
         store=store,
         json_out=False,
+        only=models,
     )
     eval_cmd(all_models=True, protocol="basicsr", force=force, **common)
     eval_cmd(**{**common, "model": "bicubic"}, all_models=False, protocol="matlab", force=force)
@@ -574,6 +597,7 @@ def pipeline(
         shard=None,
         store=store,
         json_out=False,
+        only=[*models, "lmfn"] if models else None,
     )
     # 4. the paper's tables and figure
     err.print(f"[4/4] writing reports to {out_dir / 'report'}")
