@@ -114,7 +114,7 @@ _ONE_PER_ELEMENT = (
 # the unsupported list). pixel_shuffle is a reshape + permute.
 _FREE = (
     "pixel_shuffle pixel_unshuffle clone pad reflection_pad2d replication_pad2d repeat expand_as "
-    "im2col col2im flip ones_like rand rand_like randn randn_like linspace meshgrid broadcast_tensors "
+    "im2col col2im flip diagonal ones_like rand rand_like randn randn_like linspace meshgrid broadcast_tensors "
     # comparisons / masks: free, as fvcore already treats eq / ge / gt
     "lt le ne __or__ __xor__ logical_and logical_or logical_not"
 ).split()
