@@ -79,21 +79,19 @@ class IMDModule(nn.Module):
         return self.c5(self.cca(torch.cat(distilled, dim=1))) + x
 
 
-class IMDN(nn.Module):
-    """IMDN: 3x3 head, ``num_modules`` IMDBs, concat of all block outputs -> 1x1 + LeakyReLU -> 3x3 -> + head
-    -> one-step PixelShuffle upsampler."""
+class DistillationTrunk(nn.Module):
+    """The IMDN/RFDN body: 3x3 head, named blocks, concat of all block outputs -> 1x1 + LeakyReLU -> 3x3 ->
+    + head -> one-step PixelShuffle upsampler. Blocks are attributes (not a ModuleList) so the official key names
+    (``IMDB1``.., ``B1``..) line up."""
 
-    def __init__(
-        self, in_nc: int = 3, nf: int = 64, num_modules: int = 6, out_nc: int = 3, upscale: int = 4
-    ) -> None:
+    def __init__(self, in_nc: int, nf: int, out_nc: int, upscale: int, blocks: dict[str, nn.Module]) -> None:
         super().__init__()
         self.upscale = upscale
         self.fea_conv = _conv(in_nc, nf, 3)
-        # blocks are attributes IMDB1..IMDBn (not a ModuleList) so the official key names line up
-        self.block_names = [f"IMDB{i + 1}" for i in range(num_modules)]
-        for name in self.block_names:
-            self.add_module(name, IMDModule(nf))
-        self.c = nn.Sequential(nn.Conv2d(nf * num_modules, nf, 1), nn.LeakyReLU(LRELU_SLOPE, inplace=True))
+        self.block_names = list(blocks)
+        for name, block in blocks.items():
+            self.add_module(name, block)
+        self.c = nn.Sequential(nn.Conv2d(nf * len(blocks), nf, 1), nn.LeakyReLU(LRELU_SLOPE, inplace=True))
         self.LR_conv = _conv(nf, nf, 3)
         self.upsampler = pixelshuffle_upsampler(nf, out_nc, upscale)
 
@@ -106,6 +104,16 @@ class IMDN(nn.Module):
             feats.append(out)
         body = self.LR_conv(self.c(torch.cat(feats, dim=1))) + head
         return self.upsampler(body)
+
+
+class IMDN(DistillationTrunk):
+    """IMDN: the distillation trunk with ``num_modules`` IMDBs (``IMDB1``..)."""
+
+    def __init__(
+        self, in_nc: int = 3, nf: int = 64, num_modules: int = 6, out_nc: int = 3, upscale: int = 4
+    ) -> None:
+        blocks = {f"IMDB{i + 1}": IMDModule(nf) for i in range(num_modules)}
+        super().__init__(in_nc, nf, out_nc, upscale, blocks)
 
 
 def imdn(scale: int) -> IMDN:

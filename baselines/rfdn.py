@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.imdn import CCALayer
-from lmfn.blocks import pixelshuffle_upsampler
+from baselines.imdn import CCALayer, DistillationTrunk
 
 __all__ = ["ESA", "RFDB", "RFDN", "rfdn", "rfdn_aim"]
 
@@ -98,8 +97,8 @@ class RFDB(nn.Module):
         return self.esa(fused) if self.attention == "esa" else self.cca(fused)
 
 
-class RFDN(nn.Module):
-    """RFDN: 3x3 head, ``num_modules`` RFDBs, concat -> 1x1 + LeakyReLU -> 3x3 -> + head -> PixelShuffle."""
+class RFDN(DistillationTrunk):
+    """RFDN: the IMDN distillation trunk with ``num_modules`` RFDBs (``B1``..)."""
 
     def __init__(
         self,
@@ -110,26 +109,8 @@ class RFDN(nn.Module):
         upscale: int = 4,
         attention: str = "esa",
     ) -> None:
-        super().__init__()
-        self.upscale = upscale
-        self.fea_conv = _conv(in_nc, nf, 3)
-        # attributes B1..Bn (not a ModuleList) so the official key names line up
-        self.block_names = [f"B{i + 1}" for i in range(num_modules)]
-        for name in self.block_names:
-            self.add_module(name, RFDB(nf, attention=attention))
-        self.c = nn.Sequential(nn.Conv2d(nf * num_modules, nf, 1), nn.LeakyReLU(LRELU_SLOPE, inplace=True))
-        self.LR_conv = _conv(nf, nf, 3)
-        self.upsampler = pixelshuffle_upsampler(nf, out_nc, upscale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        head = self.fea_conv(x)
-        feats = []
-        out = head
-        for name in self.block_names:
-            out = getattr(self, name)(out)
-            feats.append(out)
-        body = self.LR_conv(self.c(torch.cat(feats, dim=1))) + head
-        return self.upsampler(body)
+        blocks = {f"B{i + 1}": RFDB(nf, attention=attention) for i in range(num_modules)}
+        super().__init__(in_nc, nf, out_nc, upscale, blocks)
 
 
 def rfdn(scale: int) -> RFDN:
