@@ -19,6 +19,7 @@ from baselines.bsrn import BSRN, CCALayer
 from baselines.vapsr import VAB, VapSR
 from harness import zoo
 from harness.checkpoint import CheckpointMismatchError, load_into, read_checkpoint
+from harness.measure import count_params as _n_params
 
 # (zoo name, scale) -> official file under weights/
 OFFICIAL = {
@@ -76,10 +77,6 @@ SET5_MOD12 = {("vapsr", 2), ("vapsr", 3), ("vapsr", 4), ("vapsr-s", 4)}
 # VapSR x2 Set14: 33.746/0.9197 vs the paper's 33.77/0.9195 (-0.024 dB; a mod-12 crop gives 33.725, further off;
 # BSRN x2 Set14 on the same images is exact, so the images and LR are BasicSR's).
 KNOWN_MISSES = {("vapsr", 2, "Set14")}
-
-
-def _n_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 # ----------------------------------------------------------------------------------------------- fast

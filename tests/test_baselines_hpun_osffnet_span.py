@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from baselines.span import SPAN, Conv3XC
 from harness import zoo
+from harness.measure import count_params as _n_params
 
 spandrel_span = pytest.importorskip("spandrel.architectures.SPAN")
 
@@ -19,10 +20,6 @@ spandrel_span = pytest.importorskip("spandrel.architectures.SPAN")
 # SPAN-S (48 ch) 426K (Wan et al., arXiv 2311.12770 / CVPRW 2024). We found no x2 / x3 figures.
 PUBLISHED_PARAMS_X4 = {"span": 498_000, "span-s": 426_000}
 CHANNELS = {"span": 52, "span-s": 48}
-
-
-def _n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _deployed_params_closed_form(c: int, scale: int, colours: int = 3) -> int:

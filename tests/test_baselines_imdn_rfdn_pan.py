@@ -4,19 +4,20 @@ Set5 / Set14 PSNR / SSIM reproduced with the official weights under the basicsr 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import published_row as _published
 
 from baselines.imdn import CCALayer, contrast, imdn
 from baselines.pan import pan
 from baselines.rfdn import ESA, rfdn, rfdn_aim
 from harness import zoo
 from harness.checkpoint import CheckpointMismatchError, load_into, read_checkpoint, unwrap_state_dict
+from harness.measure import count_params as _n_params
 
 # zoo name -> (weights sub-folder, {scale: official file})
 OFFICIAL = {
@@ -33,18 +34,6 @@ OFFICIAL_PARAMS = {
 CKPT_CASES = [(name, s) for name, (_, files) in OFFICIAL.items() for s in files]
 PUBLISHED_ROW = {"imdn": "IMDN", "pan": "PAN", "rfdn": "RFDN"}
 BICUBIC_SET5_X4 = 28.42  # published bicubic row, for the AIM model's sanity bound
-
-
-def _n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _published(shared: Path, row: str, scale: int) -> dict[str, str]:
-    with open(shared / "reference" / "published.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["model"] == row and int(r["scale"]) == scale:
-                return r
-    raise AssertionError(f"no published row {row} x{scale}")
 
 
 def _official_path(weights_dir: Path, name: str, scale: int) -> Path:

@@ -5,19 +5,20 @@ rearrange, brute-force loops), output shapes at odd sizes and one training step.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import published_row
 from torch import nn
 
 from baselines.divanet import DiVAAttention, DiVANet, WNConv2d
 from baselines.ngswin import NGramContext, NGswin, _pad_symmetric, _relative_position_index
 from harness import zoo
 from harness.checkpoint import load_into
+from harness.measure import count_params as _n_params
 
 MODELS = {"ngswin": ("NGswin", NGswin), "divanet": ("DiVANet", DiVANet)}
 SCALES = (2, 3, 4)
@@ -32,16 +33,8 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _published_k(shared: Path, row: str, scale: int) -> float:
-    with open(shared / "reference" / "published.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["model"] == row and int(r["scale"]) == scale:
-                return float(r["params_k"])
-    raise AssertionError(f"no published row {row} x{scale}")
+    return float(published_row(shared, row, scale)["params_k"])
 
 
 # ---------------------------------------------------------------- registry, parameter counts

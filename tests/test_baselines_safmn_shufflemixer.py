@@ -7,32 +7,21 @@ re-derivation of the official forward pass written here from the official code's
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import published_row as _published
 
 from baselines.safmn import SAFMN, SAFMNNTIRE, safmn, safmn_config, safmn_ntire
 from baselines.shufflemixer import shufflemixer
 from harness import zoo
 from harness.checkpoint import CheckpointMismatchError, load_into, read_checkpoint, unwrap_state_dict
+from harness.measure import count_params as _n_params
 
 SCALES = (2, 3, 4)
-
-
-def _n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _published(shared: Path, row: str, scale: int) -> dict[str, str]:
-    with open(shared / "reference" / "published.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["model"] == row and int(r["scale"]) == scale:
-                return r
-    raise AssertionError(f"no published row {row} x{scale}")
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:

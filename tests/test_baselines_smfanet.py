@@ -3,15 +3,16 @@ Set5 / Set14 PSNR / SSIM reproduced with the official weights under the basicsr 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import published_row as _published
 
 from baselines.smfanet import PCFN, SMFANet, smfanet, smfanet_plus
 from harness import zoo
 from harness.checkpoint import CheckpointMismatchError, load_into, read_checkpoint, unwrap_state_dict
+from harness.measure import count_params as _n_params
 
 # (zoo name, builder, published row, official file pattern)
 MODELS = {
@@ -24,18 +25,6 @@ OFFICIAL_PARAMS = {
     "smfanet-plus": {2: 480_300, 3: 486_795, 4: 495_888},
 }
 CASES = [(name, s) for name in MODELS for s in (2, 3, 4)]
-
-
-def _n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _published(shared: Path, row: str, scale: int) -> dict[str, str]:
-    with open(shared / "reference" / "published.csv", newline="") as f:
-        for r in csv.DictReader(f):
-            if r["model"] == row and int(r["scale"]) == scale:
-                return r
-    raise AssertionError(f"no published row {row} x{scale}")
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.measure import count_params as _n_params
 from lmfn.cells import IFF, IFM, LKA, MSM, SCHEMES
 from lmfn.network import LMFN, BSConvURep, UpsamplerRep
 from lmfn.variants import MODEL_SPECS, PATTERNS, build_variant, parse_variant, valid_variants
@@ -31,10 +32,6 @@ def _one_thread(request: pytest.FixtureRequest):
 
 # ----------------------------------------------------------------------------------------------------------
 # official LKDN / LKDN-S checkpoints
-
-
-def _n_params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 @pytest.mark.slow
