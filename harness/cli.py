@@ -520,7 +520,7 @@ def pipeline(
         Path | None, typer.Option(help="Official checkpoints of the baselines (found by file name).")
     ] = None,
     scale: Annotated[list[int] | None, typer.Option("--scale", "-s", help="Scale(s); default 4.")] = None,
-    train_minutes: Annotated[float, typer.Option(help="Wall-clock budget of LMFN's short training.")] = 6.0,
+    train_minutes: Annotated[float, typer.Option(help="Wall-clock budget of LMFN's short training.")] = 5.0,
     latency: Annotated[bool, typer.Option(help="Also time every model (slow on CPU).")] = False,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for the training run and the reports.")
