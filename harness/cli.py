@@ -546,7 +546,10 @@ def pipeline(
         # 1. LMFN, short recipe, final EMA eval on every available set (rows: source "trained")
         run = out_dir / "runs" / f"lmfn_x{s}_short"
         if force or not db.has(kind="eval", model="lmfn", scale=s, source="trained"):
-            err.print(f"[1/4] training LMFN x{s} for up to {train_minutes:g} min (profile short) -> {run}", markup=False)
+            err.print(
+                f"[1/4] training LMFN x{s} for up to {train_minutes:g} min (profile short) -> {run}",
+                markup=False,
+            )
             cfg = TrainConfig.from_profile(
                 "lmfn",
                 "short",
