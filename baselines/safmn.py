@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmfn.blocks import LayerNorm2d
+from lmfn.blocks import LayerNorm2d, pixelshuffle_upsampler
 
 
 class CCM(nn.Module):
@@ -84,11 +84,6 @@ class AttBlock(nn.Module):
         return self.ccm(self.norm2(x)) + x
 
 
-def _to_img(dim: int, scale: int) -> nn.Sequential:
-    # same layout as lmfn.blocks.pixelshuffle_upsampler; built here so the keys read to_img.0.*
-    return nn.Sequential(nn.Conv2d(dim, 3 * scale**2, 3, padding=1), nn.PixelShuffle(scale))
-
-
 class SAFMN(nn.Module):
     """The ICCV 2023 model: 3x3 conv -> ``n_blocks`` AttBlocks (+ global residual) -> 3x3 conv ->
     PixelShuffle."""
@@ -100,7 +95,7 @@ class SAFMN(nn.Module):
         self.scale = upscaling_factor
         self.to_feat = nn.Conv2d(3, dim, 3, padding=1)
         self.feats = nn.Sequential(*[AttBlock(dim, ffn_scale) for _ in range(n_blocks)])
-        self.to_img = _to_img(dim, upscaling_factor)
+        self.to_img = pixelshuffle_upsampler(dim, 3, upscaling_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.to_feat(x)
@@ -147,7 +142,7 @@ class SAFMNNTIRE(nn.Module):
         self.norm = GRN(dim)
         self.to_feat = nn.Conv2d(3, dim, 3, padding=1)
         self.feats = nn.Sequential(*[NTIREBlock(dim, ffn_scale) for _ in range(n_blocks)])
-        self.to_img = _to_img(dim, upscaling_factor)
+        self.to_img = pixelshuffle_upsampler(dim, 3, upscaling_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         base = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmfn.blocks import pixelshuffle_upsampler
+
 
 class DMlp(nn.Module):
     """Local detail estimation: DW 3x3 (dim -> hidden) + 1x1, GELU, 1x1 back to dim."""
@@ -106,9 +108,7 @@ class SMFANet(nn.Module):
         self.scale = upscaling_factor
         self.to_feat = nn.Conv2d(3, dim, 3, padding=1)
         self.feats = nn.Sequential(*[FMB(dim, ffn_scale) for _ in range(n_blocks)])
-        self.to_img = nn.Sequential(
-            nn.Conv2d(dim, 3 * upscaling_factor**2, 3, padding=1), nn.PixelShuffle(upscaling_factor)
-        )
+        self.to_img = pixelshuffle_upsampler(dim, 3, upscaling_factor)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.to_feat(x)

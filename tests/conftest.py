@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.paths import SHARED_ENV, shared_dir
 
@@ -13,6 +14,18 @@ from harness.paths import SHARED_ENV, shared_dir
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # LR caches and downloads go to a per-session temp dir, never into ../shared or the user's cache
     monkeypatch.setenv("LMFN_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(request: pytest.FixtureRequest):
+    """Fast tests use tiny tensors: one thread is faster, and on a loaded CI box OpenMP barriers can cost 10-30x."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _need(rel: str) -> Path:

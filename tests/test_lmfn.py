@@ -18,18 +18,6 @@ from lmfn.variants import MODEL_SPECS, PATTERNS, build_variant, parse_variant, v
 SPEC_NAMES = [s["name"] for s in MODEL_SPECS]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(request: pytest.FixtureRequest):
-    """Tiny tensors: one thread is faster, and on a loaded CI box OpenMP barriers can cost 10-30x."""
-    if request.node.get_closest_marker("slow"):
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # official LKDN / LKDN-S checkpoints
 

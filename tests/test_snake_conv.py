@@ -9,18 +9,6 @@ import torch.nn.functional as F
 from lmfn.snake_conv import DSConv, accumulation_matrix
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(request: pytest.FixtureRequest):
-    """Tiny tensors: one thread is faster, and on a loaded CI box OpenMP barriers can cost 10-30x."""
-    if request.node.get_closest_marker("slow"):
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _zero_offsets(m: DSConv) -> None:
     with torch.no_grad():
         m.offset_conv.weight.zero_()
