@@ -276,6 +276,34 @@ class PatchMerging(nn.Module):
         return self.reduction(self.norm(x.reshape(b, -1, 4 * d))), (h // 2, w // 2)
 
 
+def _nstb_stack(
+    dim: int,
+    training_num_patches: tuple[int, int],
+    ngram: int,
+    depth: int,
+    num_heads: int,
+    window_size: int,
+    mlp_ratio: float,
+    qkv_bias: bool,
+) -> nn.Sequential:
+    """``depth`` NSTBs alternating plain and shifted (by half a window) windows, as every NGswin stage has."""
+    return nn.Sequential(
+        *[
+            NSTB(
+                dim,
+                training_num_patches,
+                ngram,
+                num_heads,
+                window_size,
+                0 if i % 2 == 0 else window_size // 2,
+                mlp_ratio,
+                qkv_bias,
+            )
+            for i in range(depth)
+        ]
+    )
+
+
 def _run_blocks(blocks: nn.Sequential, x: torch.Tensor, num_patches: tuple[int, int]):
     """Within-stage residual: block k sees its predecessor's input plus output. Returns (last output, last
     input + last output)."""
@@ -305,20 +333,8 @@ class EncoderLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.across_cascade_proj = nn.Linear(dim * num_cas, dim) if num_cas != 1 else nn.Identity()
-        self.blocks = nn.Sequential(
-            *[
-                NSTB(
-                    dim,
-                    training_num_patches,
-                    ngram,
-                    num_heads,
-                    window_size,
-                    0 if i % 2 == 0 else window_size // 2,
-                    mlp_ratio,
-                    qkv_bias,
-                )
-                for i in range(depth)
-            ]
+        self.blocks = _nstb_stack(
+            dim, training_num_patches, ngram, depth, num_heads, window_size, mlp_ratio, qkv_bias
         )
         self.downsample = PatchMerging(dim, dim) if downsample else None
 
@@ -345,20 +361,8 @@ class DecoderLayer(nn.Module):
         qkv_bias: bool = True,
     ) -> None:
         super().__init__()
-        self.blocks = nn.Sequential(
-            *[
-                NSTB(
-                    dim,
-                    training_num_patches,
-                    ngram,
-                    num_heads,
-                    window_size,
-                    0 if i % 2 == 0 else window_size // 2,
-                    mlp_ratio,
-                    qkv_bias,
-                )
-                for i in range(depth)
-            ]
+        self.blocks = _nstb_stack(
+            dim, training_num_patches, ngram, depth, num_heads, window_size, mlp_ratio, qkv_bias
         )
 
     def forward(self, x: torch.Tensor, num_patches: tuple[int, int]) -> torch.Tensor:

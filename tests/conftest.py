@@ -28,6 +28,15 @@ def _one_thread(request: pytest.FixtureRequest):
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def torch_globals():
+    """Training sets thread count / determinism process-wide; put them back."""
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(det)
+
+
 def _need(rel: str) -> Path:
     root = shared_dir()
     if root is None:

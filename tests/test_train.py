@@ -49,15 +49,6 @@ from harness.zoo import build
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def torch_globals():
-    """Training sets thread count / determinism process-wide; put them back."""
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(det)
-
-
 def _png(path: Path, h: int, w: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     # smooth-ish content so bicubic is not all ringing

@@ -17,14 +17,6 @@ from harness.zoo import build
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def torch_globals():
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(det)
-
-
 def test_torchrun_two_ranks_gloo(tmp_path, torch_globals):
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
