@@ -145,6 +145,24 @@ def train_command(
             "--init", help="Warm start: copy every tensor of this checkpoint that matches by name and shape."
         ),
     ] = None,
+    init_distill: Annotated[
+        int | None,
+        typer.Option(
+            help="With --init: first train the blocks it left partly fresh, for N steps, to reproduce the same "
+            "blocks of --distill-teacher (fed the teacher's block inputs), then train end to end. 0: off.",
+        ),
+    ] = None,
+    distill_teacher: Annotated[
+        str | None,
+        typer.Option(
+            help="Zoo model the --init checkpoint loads into exactly (e.g. lkdn), for --init-distill."
+        ),
+    ] = None,
+    distill_lr: Annotated[float | None, typer.Option(help="Adam lr of the --init-distill steps.")] = None,
+    warmup_iters: Annotated[
+        int | None,
+        typer.Option(help="Linear lr warm-up over N iterations (0, the paper's recipe: constant lr)."),
+    ] = None,
     device: Annotated[
         str, typer.Option(help="auto | cpu | cuda (under torchrun: one GPU per process).")
     ] = "auto",
@@ -176,6 +194,10 @@ def train_command(
         ckpt_every=ckpt_every,
         log_every=log_every,
         max_minutes=max_minutes,
+        init_distill=init_distill,
+        distill_teacher=distill_teacher,
+        distill_lr=distill_lr,
+        warmup_iters=warmup_iters,
         seed=seed,
         workers=workers,
         device=device,
@@ -211,15 +233,15 @@ def train_command(
         def on_data(k: int, n: int, _name: str) -> None:
             prog.update(data_task, completed=k, total=n)
 
-        task = None
+        task, phase = data_task, "data"
 
         def on_step(it: int, total: int, info: dict) -> None:
-            nonlocal task
-            if task is None:
-                prog.remove_task(data_task)
-                task = prog.add_task(
-                    f"{cfg.model} x{cfg.scale} [{cfg.profile}]", total=total, completed=it - 1
-                )
+            nonlocal task, phase
+            if info.get("phase", "train") != phase:  # data -> [distill ->] train: one bar each
+                phase = info.get("phase", "train")
+                prog.remove_task(task)
+                what = "distilling fresh blocks" if phase == "distill" else f"[{cfg.profile}]"
+                task = prog.add_task(f"{cfg.model} x{cfg.scale} {what}", total=total, completed=it - 1)
             prog.update(
                 task,
                 completed=it,

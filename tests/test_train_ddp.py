@@ -54,3 +54,24 @@ def test_torchrun_two_ranks_gloo(tmp_path, torch_globals):
     diff = sum(float((st["model"][k] - v).double().pow(2).sum()) for k, v in single["model"].items())
     moved = sum(float((v - init[k]).double().pow(2).sum()) for k, v in single["model"].items())
     assert moved > 0 and diff**0.5 <= 1e-2 * moved**0.5, (diff**0.5, moved**0.5)
+
+
+def test_torchrun_init_distill_keeps_ranks_identical(tmp_path, torch_globals):
+    """--init-distill under DDP averages the block gradients over ranks as DDP would: same weights after."""
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    ckpt, out = tmp_path / "lkdn_x2.pth", tmp_path / "ddp"
+    torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "harness.cli_train", "--variant", "lka-msm-ifm", "--profile", "smoke", "--scale", "2",
+           "--iters", "1", "--batch-size", "4", "--patch-size", "16", "--init", str(ckpt),
+           "--init-distill", "3", "--distill-teacher", "lkdn", "--train-data", "default",
+           "--val-dataset", "none", "--threads", "1", "--no-store", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    r = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                       text=True, timeout=240)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log if e["event"] == "distill"] == [1, 2, 3]  # rank 0 alone logs
+    (ranks,) = [e for e in log if e["event"] == "ranks"]
+    assert len(set(ranks["weight_digests"])) == 1
+    assert read_state(out / STATE_FILE)["samples_seen"] == 4 * (3 + 1)
