@@ -676,6 +676,8 @@ class Trainer:
                 "iteration": self.iteration,
                 "family": family,
                 "init": self.cfg.init or "",
+                "init_distill": self.cfg.init_distill,
+                "distill_teacher": self.cfg.distill_teacher or "",
                 "run": str(self.out.resolve()),
                 "train_data": self.cfg.train_data,
                 "input_range": self.input_range,
