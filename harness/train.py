@@ -568,8 +568,9 @@ class Trainer:
     def apply(self, loss: torch.Tensor) -> None:
         """Backward, optimizer step, EMA update."""
         if self.cfg.warmup_iters:
+            lr = self.lr_now()
             for group in self.opt.param_groups:
-                group["lr"] = self.lr_now()
+                group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -637,10 +638,11 @@ class Trainer:
         with open(self.out / LOG_FILE, "a") as f:
             f.write(json.dumps(rec) + "\n")
 
-    def validate(self, dataset: str | None = None) -> EvalResult:
-        """EMA weights on a benchmark set (basicsr protocol); the training model is untouched."""
+    def validate(self, dataset: str | None = None, model: nn.Module | None = None) -> EvalResult:
+        """EMA weights (or ``model``) on a benchmark set (basicsr protocol); the training model is untouched."""
+        model = model if model is not None else self.ema.module
         res = evaluate_model(
-            self.ema.module,
+            model,
             dataset or self.val_dataset,
             self.cfg.scale,
             self.cfg.data_root,
@@ -648,7 +650,7 @@ class Trainer:
             self.input_range,
             self.device,
         )
-        self.ema.module.to(self.device)
+        model.to(self.device)
         return res
 
     def _row(self, res: EvalResult, kind: str, ckpt_hash: str) -> dict:
@@ -827,8 +829,8 @@ class Trainer:
         fed the teacher's input to that block (L1, Adam ``distill_lr``, ``init_distill`` steps).
 
         Why: LMFN from LKDN keeps 3 of 8 blocks whole; with its 5 MSM/IFM cells fresh it starts at Set5 x4
-        20.0 dB (LKDN 32.4) and end-to-end training spends a short budget climbing back. Matching blocks locally needs one teacher
-        forward and no gradient through the rest of the net. Counts against ``max_minutes``; returns the blocks.
+        20.0 dB (LKDN 32.4) and end-to-end training spends a short budget climbing back. Matching blocks
+        locally needs one teacher forward and no gradient through the rest of the net. Counts against ``max_minutes``; returns the blocks.
         """
         cfg, rep, d = self.cfg, self.init_report, self.dist
         t0 = time.perf_counter()
@@ -879,8 +881,7 @@ class Trainer:
             h.remove()
         self.elapsed += time.perf_counter() - t0
         if self.val_dataset and d.main:
-            res = evaluate_model(self.raw, self.val_dataset, cfg.scale, cfg.data_root, "basicsr",
-                                 self.input_range, self.device)  # fmt: skip
+            res = self.validate(model=self.raw)
             self.raw.train()
             self.log({"event": "distill_val", "dataset": res.dataset, "psnr": res.psnr, "ssim": res.ssim})
             self.echo(f"after distillation: {res.dataset} x{cfg.scale} {res.psnr:.3f} dB / {res.ssim:.4f}")
