@@ -159,9 +159,27 @@ def train_command(
         ),
     ] = None,
     distill_lr: Annotated[float | None, typer.Option(help="Adam lr of the --init-distill steps.")] = None,
+    distill_patch_size: Annotated[
+        int | None,
+        typer.Option(help="LR patch size of the --init-distill steps (default: --patch-size; at most that)."),
+    ] = None,
+    kd_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Train toward --distill-teacher's output too: loss (1-w) L1(SR, HR) + w L1(SR, teacher SR). "
+            "0: off (the paper's L1)."
+        ),
+    ] = None,
     warmup_iters: Annotated[
         int | None,
         typer.Option(help="Linear lr warm-up over N iterations (0, the paper's recipe: constant lr)."),
+    ] = None,
+    lr_schedule: Annotated[
+        str | None,
+        typer.Option(
+            help="constant (the paper's) | cosine: anneal the lr to 0 at --iters (a run stopped by "
+            "--max-minutes stops wherever it is on the curve)."
+        ),
     ] = None,
     device: Annotated[
         str, typer.Option(help="auto | cpu | cuda (under torchrun: one GPU per process).")
@@ -197,7 +215,10 @@ def train_command(
         init_distill=init_distill,
         distill_teacher=distill_teacher,
         distill_lr=distill_lr,
+        kd_weight=kd_weight,
+        distill_patch_size=distill_patch_size,
         warmup_iters=warmup_iters,
+        lr_schedule=lr_schedule,
         seed=seed,
         workers=workers,
         device=device,

@@ -81,6 +81,7 @@ class Profile:
     max_minutes: float | None = None  # wall-clock budget of the training loop (validation included)
 
 
+LR_SCHEDULES = ("constant", "cosine")
 PROFILES: dict[str, Profile] = {
     # LMFN Sec. 3.1 (BasicSR-style training as in LKDN); validation/checkpoint cadence is ours
     "paper": Profile(
@@ -158,7 +159,10 @@ class TrainConfig:
     init_distill: int = 0  # steps; 0 = off
     distill_teacher: str | None = None  # zoo model the --init checkpoint loads into strictly (e.g. lkdn)
     distill_lr: float = 2e-3  # Adam lr of those steps
+    distill_patch_size: int | None = None  # LR patch of those steps; None = patch_size
+    kd_weight: float = 0.0  # loss = (1-w) L1(SR, HR) + w L1(SR, teacher's SR); the teacher as above
     warmup_iters: int = 0  # linear lr warm-up; 0 = the paper's constant lr
+    lr_schedule: str = "constant"  # the paper's; "cosine": half-cosine to 0 at --iters (not the paper's)
     out: str = ""
     store: str | None = None
     deterministic: bool = False
@@ -197,10 +201,20 @@ class TrainConfig:
                 "--warmup-iters, --init-distill must be >= 0",
             ),
             (
-                not self.init_distill or (self.init and self.distill_teacher),
-                "--init-distill needs --init CHECKPOINT and --distill-teacher MODEL (the model it belongs to)",
+                not (self.init_distill or self.kd_weight) or (self.init and self.distill_teacher),
+                "--init-distill and --kd-weight need --init CHECKPOINT and --distill-teacher MODEL "
+                "(the model it belongs to)",
             ),
+            (0.0 <= self.kd_weight <= 1.0, f"--kd-weight must be in [0, 1], got {self.kd_weight}"),
             (self.distill_lr > 0, f"--distill-lr must be > 0, got {self.distill_lr}"),
+            (
+                self.distill_patch_size is None or 4 <= self.distill_patch_size <= self.patch_size,
+                f"--distill-patch-size must be in [4, --patch-size], got {self.distill_patch_size}",
+            ),
+            (
+                self.lr_schedule in LR_SCHEDULES,
+                f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got '{self.lr_schedule}'",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -506,6 +520,7 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.raw, device_ids=ids, broadcast_buffers=False)
         self.opt = self._optimizer()
         self.loss_fn = nn.L1Loss()
+        self._teacher: nn.Module | None = None
 
         self.iteration = 0
         self.samples_seen = 0
@@ -537,8 +552,11 @@ class Trainer:
             self.raw.parameters(), lr=self.cfg.lr, betas=self.cfg.betas, weight_decay=self.cfg.weight_decay
         )
 
-    def batches(self, start: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Endless (LR, HR) batches for this rank from global sample ``start`` (default: the resume point)."""
+    def batches(
+        self, start: int | None = None, dataset: PatchDataset | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless (LR, HR) batches for this rank from global sample ``start`` (default: the resume point),
+        of ``dataset`` (default: the training patches)."""
         sampler = StepBatchSampler(
             self.samples_seen if start is None else start,
             self.cfg.batch_size,
@@ -547,7 +565,7 @@ class Trainer:
         )
         pin = self.device.type == "cuda"
         loader = DataLoader(
-            self.dataset,
+            self.dataset if dataset is None else dataset,
             batch_sampler=sampler,
             num_workers=self.cfg.workers,
             pin_memory=pin,
@@ -558,16 +576,35 @@ class Trainer:
             yield lr.to(self.device, non_blocking=pin), hr.to(self.device, non_blocking=pin)
 
     def forward_loss(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.net(lr), hr)
+        sr = self.net(lr)
+        loss = self.loss_fn(sr, hr)
+        w = self.cfg.kd_weight
+        if w:
+            with torch.no_grad():
+                target = self.teacher()(lr)
+            loss = (1.0 - w) * loss + w * self.loss_fn(sr, target)
+        return loss
+
+    def teacher(self) -> nn.Module:
+        """``--distill-teacher`` holding the ``--init`` checkpoint exactly, frozen (built once)."""
+        if self._teacher is None:
+            cfg = self.cfg
+            net = load_into(resolve_spec(cfg.distill_teacher).builder(cfg.scale), cfg.init)
+            self._teacher = net.to(self.device).eval().requires_grad_(False)
+        return self._teacher
 
     def lr_now(self) -> float:
-        """The lr of the coming step: constant, after an optional linear warm-up over ``warmup_iters``."""
-        w = self.cfg.warmup_iters
-        return self.cfg.lr * min(1.0, (self.iteration + 1) / w) if w else self.cfg.lr
+        """The lr of the coming step: constant or cosine-annealed to 0 at ``iters``, times an optional linear
+        warm-up over ``warmup_iters``. A function of the iteration alone, so ``--resume`` continues it."""
+        cfg, i = self.cfg, self.iteration
+        factor = min(1.0, (i + 1) / cfg.warmup_iters) if cfg.warmup_iters else 1.0
+        if cfg.lr_schedule == "cosine":
+            factor *= 0.5 * (1.0 + math.cos(math.pi * min(i, cfg.iters) / cfg.iters))
+        return cfg.lr * factor
 
     def apply(self, loss: torch.Tensor) -> None:
         """Backward, optimizer step, EMA update."""
-        if self.cfg.warmup_iters:
+        if self.cfg.warmup_iters or self.cfg.lr_schedule != "constant":
             lr = self.lr_now()
             for group in self.opt.param_groups:
                 group["lr"] = lr
@@ -680,6 +717,8 @@ class Trainer:
                 "init": self.cfg.init or "",
                 "init_distill": self.cfg.init_distill,
                 "distill_teacher": self.cfg.distill_teacher or "",
+                "kd_weight": self.cfg.kd_weight,
+                "lr_schedule": self.cfg.lr_schedule,
                 "run": str(self.out.resolve()),
                 "train_data": self.cfg.train_data,
                 "input_range": self.input_range,
@@ -834,8 +873,7 @@ class Trainer:
         """
         cfg, rep, d = self.cfg, self.init_report, self.dist
         t0 = time.perf_counter()
-        teacher = load_into(resolve_spec(cfg.distill_teacher).builder(cfg.scale), cfg.init)
-        teacher.to(self.device).eval().requires_grad_(False)
+        teacher = self.teacher()
         fresh = [k.split(" ")[0] for k in rep.missing + rep.misshaped]
         blocks = [n for n, _ in self.raw.named_children() if any(k.startswith(n + ".") for k in fresh)]
         t_blocks = dict(teacher.named_children())
@@ -856,7 +894,8 @@ class Trainer:
         params = [p for n in blocks for p in getattr(self.raw, n).parameters()]
         opt = torch.optim.Adam(params, lr=cfg.distill_lr)
         self.echo(f"distilling {', '.join(blocks)} from {cfg.distill_teacher} for {cfg.init_distill} steps")
-        batches = self.batches()
+        patch = cfg.distill_patch_size or cfg.patch_size
+        batches = self.batches(dataset=PatchDataset(self.images, cfg.scale, patch, cfg.seed))
         for step in range(1, cfg.init_distill + 1):
             lr, _ = next(batches)
             with torch.no_grad():

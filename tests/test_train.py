@@ -236,8 +236,11 @@ def test_init_distill_trains_only_the_fresh_blocks_toward_the_teacher(tmp_path, 
     torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
     cfg = TrainConfig.from_profile("lka-msm-ifm", "smoke", scale=2, iters=1, batch_size=2, patch_size=16,
                                    train_data=["default"], val_dataset="none", out=str(tmp_path / "run"),
-                                   init=str(ckpt), init_distill=12, distill_teacher="lkdn", threads=1)  # fmt: skip
+                                   init=str(ckpt), init_distill=12, distill_teacher="lkdn", threads=1,
+                                   distill_patch_size=12)  # fmt: skip
     trainer = Trainer(cfg, echo=lambda m: None)
+    shapes: set[tuple[int, ...]] = set()
+    trainer.teacher().register_forward_pre_hook(lambda m, args: shapes.add(tuple(args[0].shape)))
     teacher = load_into(build("lkdn", 2), ckpt).eval()
     x = torch.rand(2, 3, 16, 16)
 
@@ -263,13 +266,18 @@ def test_init_distill_trains_only_the_fresh_blocks_toward_the_teacher(tmp_path, 
     changed = {k.split(".")[0] for k in after if not torch.equal(after[k], before[k])}
     assert changed == set(fresh)  # every fresh block moved, nothing else did
     assert trainer.samples_seen == 12 * 2
+    assert shapes == {(2, 3, 12, 12)}  # --distill-patch-size, not the 16x16 of end-to-end training
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if r["event"] == "distill"] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
 
 
 def test_init_distill_needs_init_and_a_teacher_that_fits(tmp_path):
-    with pytest.raises(ValueError, match="--init-distill needs --init CHECKPOINT and --distill-teacher"):
+    with pytest.raises(
+        ValueError, match="--init-distill and --kd-weight need --init CHECKPOINT and --distill-teacher"
+    ):
         TrainConfig.from_profile("lmfn", "smoke", init_distill=5, init="x.pth")
+    with pytest.raises(ValueError, match=r"--distill-patch-size must be in \[4, --patch-size\], got 64"):
+        TrainConfig.from_profile("lmfn", "smoke", patch_size=32, distill_patch_size=64)
     ckpt = tmp_path / "lkdn_x2.pth"
     torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
     cfg = TrainConfig.from_profile("lmfn", "smoke", scale=2, train_data=["default"], val_dataset="none",
@@ -288,6 +296,42 @@ def test_warmup_ramps_the_lr_linearly_then_holds(tmp_path):
     torch.testing.assert_close(seen, [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["lr"] for r in log if r["event"] == "step"] == seen  # smoke logs every step
+
+
+def test_cosine_schedule_anneals_to_zero_at_iters_after_the_warmup(tmp_path):
+    cfg = TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=6, lr=1e-3, warmup_iters=2, lr_schedule="cosine",
+                                   train_data=["default"], val_dataset="none", out=str(tmp_path))  # fmt: skip
+    seen: list[float] = []
+    trainer = Trainer(cfg, model=_NaNAfter(2, k=10**9), echo=lambda m: None)
+    trainer.run(on_step=lambda it, n, info: seen.append(trainer.opt.param_groups[0]["lr"]))
+    # step i (0-based) uses 1e-3 * min(1, (i+1)/2) * (1 + cos(pi i / 6)) / 2: by hand
+    expect = [5e-4, 9.330127e-4, 7.5e-4, 5e-4, 2.5e-4, 6.69873e-5]
+    torch.testing.assert_close(seen, expect, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="--lr-schedule must be one of constant, cosine"):
+        TrainConfig.from_profile("lkdn", "smoke", lr_schedule="step")
+
+
+def test_kd_weight_mixes_the_hr_and_the_teacher_l1(tmp_path, torch_globals):
+    torch.manual_seed(2)
+    ckpt = tmp_path / "lkdn_x2.pth"
+    torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
+    cfg = TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=1, train_data=["default"], val_dataset="none",
+                                   out=str(tmp_path / "run"), init=str(ckpt), distill_teacher="lkdn",
+                                   kd_weight=0.25, threads=1)  # fmt: skip
+    trainer = Trainer(cfg, echo=lambda m: None)
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
+    with torch.no_grad():  # student == teacher at the start: the teacher term is 0
+        torch.testing.assert_close(trainer.forward_loss(lr, hr), 0.75 * (trainer.raw(lr) - hr).abs().mean())
+        for p in trainer.raw.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        teacher_sr = load_into(build("lkdn", 2), ckpt).eval()(lr)
+        sr = trainer.raw(lr)
+        expect = 0.75 * (sr - hr).abs().mean() + 0.25 * (sr - teacher_sr).abs().mean()
+        torch.testing.assert_close(trainer.forward_loss(lr, hr), expect)
+    with pytest.raises(ValueError, match="--kd-weight need --init CHECKPOINT and --distill-teacher"):
+        TrainConfig.from_profile("lkdn", "smoke", kd_weight=0.5)
+    with pytest.raises(ValueError, match=r"--kd-weight must be in \[0, 1\]"):
+        TrainConfig.from_profile("lkdn", "smoke", kd_weight=1.5, init="x.pth", distill_teacher="lkdn")
 
 
 # ----------------------------------------------------------------------------------------------- NaN guard
