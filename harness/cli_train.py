@@ -155,7 +155,8 @@ def train_command(
     distill_teacher: Annotated[
         str | None,
         typer.Option(
-            help="Zoo model the --init checkpoint loads into exactly (e.g. lkdn), for --init-distill."
+            help="Zoo model the --init checkpoint loads into exactly (e.g. lkdn): the teacher of --init-distill "
+            "and --kd-weight."
         ),
     ] = None,
     distill_lr: Annotated[float | None, typer.Option(help="Adam lr of the --init-distill steps.")] = None,

@@ -604,10 +604,9 @@ class Trainer:
 
     def apply(self, loss: torch.Tensor) -> None:
         """Backward, optimizer step, EMA update."""
-        if self.cfg.warmup_iters or self.cfg.lr_schedule != "constant":
-            lr = self.lr_now()
-            for group in self.opt.param_groups:
-                group["lr"] = lr
+        lr = self.lr_now()  # cfg.lr itself under the paper's constant schedule
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
