@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.imdn import CCALayer, DistillationTrunk
+from lmfn.blocks import CCALayer, DistillationTrunk
 
 __all__ = ["ESA", "RFDB", "RFDN", "rfdn", "rfdn_aim"]
 

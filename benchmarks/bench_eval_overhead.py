@@ -17,11 +17,10 @@ from pathlib import Path
 import torch
 
 from harness import zoo
-from harness.checkpoint import load_into
 from harness.data import benchmark_pairs
 from harness.evaluate import _to_tensor, evaluate_model
 from harness.paths import shared_dir
-from harness.runner import find_checkpoint
+from harness.zoo import find_checkpoint
 
 TARGET = 1.15
 
@@ -39,18 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     data_root = args.data_root or (shared / "data" if shared else None)
     dataset = args.dataset if data_root else "Default"
     spec = zoo.get_spec(args.model)
-    model = spec.builder(args.scale).eval()
     ckpt = find_checkpoint(spec, args.scale, args.weights_dir or (shared / "weights" if shared else None))
-    if ckpt:
-        load_into(model, ckpt, spec.checkpoint_keys)
+    model = zoo.create(args.model, args.scale, ckpt).eval()
     pairs = benchmark_pairs(dataset, args.scale, data_root)  # warms the LR cache
-    inputs = [_to_tensor(p.lr, spec.input_range, torch.device("cpu")) for p in pairs]
+    inputs = [_to_tensor(p.lr, torch.device("cpu")) for p in pairs]
     with torch.inference_mode():
         model(inputs[0])  # warm-up
     best = None
     for _ in range(args.reps):
         t0 = time.perf_counter()
-        evaluate_model(model, dataset, args.scale, data_root, "basicsr", spec.input_range)
+        evaluate_model(model, dataset, args.scale, data_root, "basicsr")
         wall = time.perf_counter() - t0
         fwd = 0.0
         with torch.inference_mode():

@@ -23,8 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from harness.train import TrainConfig, Trainer  # noqa: E402
-from harness.train_data import resolve_sources  # noqa: E402
+from harness.train import TrainConfig, Trainer, resolve_sources  # noqa: E402
 
 TARGET = 0.9
 

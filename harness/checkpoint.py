@@ -9,11 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.errors import CheckpointMismatchError, MissingFileError
+
 DEFAULT_KEYS = ("params_ema", "params", "state_dict", "model")
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint whose tensors do not fit the model."""
 
 
 def file_sha256(path: str | Path, length: int = 16) -> str:
@@ -28,7 +26,7 @@ def read_checkpoint(path: str | Path) -> object:
     """torch.load on CPU; refuses to execute arbitrary pickles, falls back only for legacy tensor pickles."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise MissingFileError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt or foreign file: say which file and why

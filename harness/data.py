@@ -12,27 +12,22 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from harness.errors import DataError
 from harness.paths import DATA_ENV, cache_dir
 from harness.resize import imresize
+from harness.settings import BENCHMARKS, DEFAULT_SET
 
-BENCHMARKS = ("Set5", "Set14", "B100", "Urban100", "Manga109")
-DEFAULT_SET = "Default"
 _ALIASES = {"bsd100": "B100", "bsds100": "B100", "b100": "B100", "default": DEFAULT_SET}
 IMAGE_EXTS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
 # scikit-image's bundled photos (no download needed); the evaluation and training halves are disjoint
 _DEFAULT_EVAL = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
 _DEFAULT_TRAIN = ("immunohistochemistry", "hubble_deep_field", "retina", "colorwheel", "motorcycle_right")
-
-
-class DataError(RuntimeError):
-    """Bad or missing data: the message is one line naming the file or folder."""
 
 
 def canonical_dataset(name: str) -> str:
@@ -230,7 +225,3 @@ def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = Non
             lr = cached_lr(hr, scale, p, _file_fingerprint(p))
         pairs.append(SRPair(p.stem, hr, lr))
     return pairs
-
-
-def iter_pairs(dataset: str, scale: int, data_root: str | Path | None = None) -> Iterator[SRPair]:
-    yield from benchmark_pairs(dataset, scale, data_root)

@@ -28,27 +28,23 @@ class EvalResult:
     forward_seconds: float = 0.0  # time spent inside model forward passes
 
 
-def _to_tensor(img: np.ndarray, input_range: float, device: torch.device) -> torch.Tensor:
+def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(to_rgb(img))).permute(2, 0, 1).float().div_(255.0)
-    if input_range != 1.0:
-        x.mul_(input_range)
     return x.unsqueeze(0).to(device)
 
 
-def super_resolve(
-    model: nn.Module, lr: np.ndarray, scale: int, input_range: float = 1.0, device: str | torch.device = "cpu"
-) -> np.ndarray:
-    """One LR uint8 image -> SR float image in [0,1]-ish (unclamped) HxWx3, whole-image inference."""
+def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, device: str | torch.device = "cpu") -> np.ndarray:
+    """One LR uint8 image -> SR float image in [0,1]-ish (unclamped) HxWx3, whole-image inference.
+
+    ``model`` takes and returns [0, 1] RGB (``zoo.create`` adapts networks with another input range)."""
     device = torch.device(device)
     with torch.inference_mode():
-        out = model(_to_tensor(lr, input_range, device))
+        out = model(_to_tensor(lr, device))
     if out.shape[-2:] != (lr.shape[0] * scale, lr.shape[1] * scale):
         raise RuntimeError(
             f"model returned {tuple(out.shape[-2:])} for an LR image of {lr.shape[:2]} at x{scale}"
         )
     out = out[0].float().cpu()
-    if input_range != 1.0:
-        out = out / input_range
     return out.permute(1, 2, 0).numpy()
 
 
@@ -58,21 +54,18 @@ def evaluate_model(
     scale: int,
     data_root: str | Path | None = None,
     protocol: str = "basicsr",
-    input_range: float = 1.0,
     device: str | torch.device = "cpu",
     on_image: Callable[[int, int, str], None] | None = None,
 ) -> EvalResult:
     """Mean PSNR / SSIM of ``model`` (in eval mode) over a benchmark set; ``on_image(i, n, name)`` for progress."""
     check_protocol(protocol)
     t0 = time.perf_counter()
-    pairs = benchmark_pairs(
-        dataset, scale, data_root
-    )  # reads everything first: bad data fails before any work
+    pairs = benchmark_pairs(dataset, scale, data_root)  # reads everything first: bad data fails before any work
     model = model.eval().to(device)
     rows, fwd = [], 0.0
     for i, pair in enumerate(pairs):
         t = time.perf_counter()
-        sr = super_resolve(model, pair.lr, scale, input_range, device)
+        sr = super_resolve(model, pair.lr, scale, device)
         fwd += time.perf_counter() - t
         p, s = psnr_ssim(sr, pair.hr, scale, protocol)
         rows.append({"image": pair.name, "psnr": p, "ssim": s})

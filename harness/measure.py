@@ -48,6 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.errors import UsageError
 from harness.flop_handles import FULL_HANDLES, FVCORE_IGNORED, FVCORE_OPS, PAPER_OPS
 from harness.provenance import cpu_name
 
@@ -195,22 +196,25 @@ def thop_macs(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"'{device}' is not a torch device; use cpu or cuda[:i]") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise UsageError(
             f"device '{device}' requested but CUDA is not available (torch.cuda.is_available() is False)"
         )
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"latency is measured on 'cpu' or 'cuda', not '{dev.type}'")
+        raise UsageError(f"latency is measured on 'cpu' or 'cuda', not '{dev.type}'")
     return dev
 
 
 def resolve_dtype(device: torch.device, dtype: str) -> torch.dtype:
     """fp32 / bf16 anywhere, fp16 on CUDA only (see the module docstring for why)."""
     if dtype not in PRECISIONS:
-        raise ValueError(f"dtype must be one of {sorted(PRECISIONS)}, got '{dtype}'")
+        raise UsageError(f"dtype must be one of {sorted(PRECISIONS)}, got '{dtype}'")
     if dtype == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 latency needs CUDA; on CPU measure fp32 or bf16")
+        raise UsageError("fp16 latency needs CUDA; on CPU measure fp32 or bf16")
     return PRECISIONS[dtype]
 
 
@@ -280,7 +284,7 @@ def timed_runs(
 ) -> list[float]:
     """``warmup`` untimed calls, then ``runs`` timed ones; returns the per-run times (ms)."""
     if runs < 1 or warmup < 0:
-        raise ValueError(f"need runs >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
+        raise UsageError(f"need runs >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
     for _ in range(warmup):
         fn()
     sync = getattr(timer, "sync", None)

@@ -15,13 +15,15 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import fftconvolve
 
-PROTOCOLS = ("basicsr", "matlab")
+from harness.errors import UsageError
+from harness.settings import PROTOCOLS
+
 _Y_COEFFS = np.array([65.481, 128.553, 24.966]) / 255.0
 
 
 def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
+        raise UsageError(f"unknown protocol '{protocol}'; choose one of {', '.join(PROTOCOLS)}")
     return protocol
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SHARED_ENV = "LMFN_BENCH_SHARED"
-DATA_ENV = "LMFN_BENCH_DATA"
-CACHE_ENV = "LMFN_BENCH_CACHE"
+from harness.settings import CACHE_ENV, DATA_ENV, SHARED_ENV
+
+__all__ = ["CACHE_ENV", "DATA_ENV", "SHARED_ENV", "cache_dir", "shared_dir"]
 
 
 def shared_dir() -> Path | None:

@@ -3,13 +3,16 @@
 Each row is one measurement with its provenance. ``kind`` is ``eval`` (PSNR/SSIM), ``profile`` (params, FLOPs,
 latency in ``metrics``) or ``train`` (validation during training). ``source`` says what a number is: ``measured``
 (official or user checkpoint), ``trained`` (weights trained by this tool; ``extra.profile`` names the recipe).
-The key (kind, model, scale, dataset, protocol, checkpoint_hash, device_key) identifies "the same measurement" so
-``eval --all`` can skip what is there; a forced re-measurement replaces it.
+The key (kind, model, scale, dataset, protocol, source, checkpoint_hash, device_key) identifies "the same
+measurement" so ``eval --all`` can skip what is there; a forced re-measurement replaces it. Rows are made by
+:mod:`harness.results`. Stores written before ``source`` joined the key (schema 1) are migrated once, in place,
+when opened for writing; read-only opens (reports, merge sources) never write.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -17,8 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness import provenance
+from harness.errors import StoreError
+from harness.settings import DEFAULT_STORE
 
-DEFAULT_STORE = "lmfn-results.db"
+__all__ = ["DEFAULT_STORE", "KEY_COLS", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -43,38 +48,75 @@ CREATE TABLE IF NOT EXISTS results (
     extra TEXT NOT NULL DEFAULT '{}',
     created_at TEXT NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS results_key
-    ON results(kind, model, scale, dataset, protocol, checkpoint_hash, device_key);
 """
-
+KEY_COLS = ("kind", "model", "scale", "dataset", "protocol", "source", "checkpoint_hash", "device_key")
+SCHEMA_VERSION = 2  # 1: key without source; 2: source in the key
+_INDEX = f"CREATE UNIQUE INDEX IF NOT EXISTS results_key_v2 ON results({', '.join(KEY_COLS)})"
 _JSON_COLS = ("metrics", "versions", "extra")
-KEY_COLS = ("kind", "model", "scale", "dataset", "protocol", "checkpoint_hash", "device_key")
 
 
 class Store:
-    """Results store at ``path`` (created on first use)."""
+    """Results store at ``path`` (created on first use); ``readonly`` opens an existing one without writing."""
 
-    def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
+    def __init__(self, path: str | Path = DEFAULT_STORE, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            if not self.path.is_file():
+                raise StoreError(f"results store {self.path} does not exist")
+            with self._connect() as con:
+                self._check(con)
+            return
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            self._migrate(con)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        if self.readonly:  # mode=ro: no journal switch, no schema write, works on read-only files
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            wal = self.path.with_name(self.path.name + "-wal")
+            if not os.access(self.path.parent, os.W_OK) and not wal.exists():
+                uri += "&immutable=1"  # WAL needs a -shm it cannot make here; no writer can be active either
+            con = sqlite3.connect(uri, uri=True, timeout=60.0)
+        else:
+            con = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            if not self.readonly:
+                con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=60000")
             con.row_factory = sqlite3.Row
             yield con
         finally:
             con.close()
 
+    def _check(self, con: sqlite3.Connection) -> None:
+        try:
+            cols = {r[1] for r in con.execute("PRAGMA table_info(results)")}
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a results store ({e})") from None
+        if not set(KEY_COLS) <= cols:
+            raise StoreError(f"{self.path} is not an lmfn-bench results store (no results table with its key)")
+
+    @staticmethod
+    def _migrate(con: sqlite3.Connection) -> None:
+        """Schema 1 -> 2: the unique key gains ``source`` (a superset of the old key, so no row conflicts)."""
+        if con.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("DROP INDEX IF EXISTS results_key")
+        con.execute(_INDEX)
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        con.execute("COMMIT")
+
     def add(self, row: dict, replace: bool = True) -> dict:
         """Write one result atomically (provenance filled in where absent); returns the row as written."""
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
         row = dict(row)
+        row.setdefault("source", "measured")  # the column default, spelled out: it is part of the key
         row.setdefault("uid", uuid.uuid4().hex)
         row.setdefault("created_at", provenance.now())
         row.setdefault("code_rev", provenance.code_revision())
@@ -124,7 +166,7 @@ class Store:
 
     def merge_from(self, other: str | Path) -> int:
         """Copy every row of another store in (newest wins per key); returns how many rows were written."""
-        src = Store(other)
+        src = Store(other, readonly=True)
         n = 0
         for r in src.rows():
             mine = self.rows(**{k: r[k] for k in KEY_COLS})

@@ -1,4 +1,5 @@
-"""The model zoo: one registry from a name to a builder ``(scale) -> nn.Module`` plus metadata.
+"""The model zoo: one registry from a name to a builder ``(scale) -> nn.Module`` plus metadata, and
+:func:`create`, the one build-and-load path (like timm's ``create_model``) every command goes through.
 
 Models come from three places:
 - every module of the ``lmfn`` and ``baselines`` packages that defines ``MODEL_SPECS`` (a list of plain dicts
@@ -6,27 +7,29 @@ Models come from three places:
 - the ``lmfn_bench.models`` entry-point group (each entry point loads a callable ``(scale) -> nn.Module`` or a
   list of spec dicts);
 - ``module.path:factory`` given directly as a model name.
+LMFN variant spellings (``lmfn``, ``lka-msm-ifm``, ``IFM``) fold to one registered name through
+:func:`lmfn.variants.canonical_name`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
+from pathlib import Path
 
+import torch
 from torch import nn
 
-SCALES = (2, 3, 4)
+from harness.checkpoint import DEFAULT_KEYS, file_sha256, load_into, read_checkpoint, unwrap_state_dict
+from harness.errors import MissingCheckpointError, MissingFileError, UnknownModelError, UsageError
+from harness.settings import SCALES
 
-
-class UnknownModelError(KeyError):
-    """A model name the zoo does not know."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
-        return str(self.args[0])
+__all__ = ["SCALES", "ModelSpec", "UnknownModelError", "ZooInfo", "build", "create", "get_spec", "registry"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class ModelSpec:
     published_name: str | None = None  # row name in baselines/published.csv
     # official checkpoint file names (fnmatch patterns) per scale, searched in --weights-dir
     checkpoints: Mapping[int, str] = field(default_factory=dict)
-    checkpoint_keys: tuple[str, ...] = ("params_ema", "params", "state_dict", "model")
+    checkpoint_keys: tuple[str, ...] = DEFAULT_KEYS
     input_range: float = 1.0  # 255.0 for models that expect 0-255 input (RFDN AIM)
     protocol: str = "basicsr"  # evaluation protocol the paper's numbers were made under
     whole_image: bool = False  # True where tiling would change the output (global pooling)
@@ -47,7 +50,7 @@ class ModelSpec:
 
     def builder(self, scale: int) -> nn.Module:
         if scale not in self.scales:
-            raise ValueError(f"model '{self.name}' has no x{scale} configuration (scales: {self.scales})")
+            raise UsageError(f"model '{self.name}' has no x{scale} configuration (scales: {list(self.scales)})")
         return self.build(scale)
 
 
@@ -77,17 +80,6 @@ def _bicubic_spec() -> ModelSpec:
         protocol="matlab",
         description="MATLAB-compatible bicubic upscaling; no parameters",
     )
-
-
-@lru_cache(maxsize=1)
-def aliases() -> dict[str, str]:
-    """Extra names (module-level ``MODEL_ALIASES`` dicts) that resolve to a registered model."""
-    out: dict[str, str] = {}
-    for pkg_name in _PACKAGES:
-        pkg = importlib.import_module(pkg_name)
-        for info in pkgutil.iter_modules(pkg.__path__):
-            out.update(getattr(importlib.import_module(f"{pkg_name}.{info.name}"), "MODEL_ALIASES", {}))
-    return out
 
 
 @lru_cache(maxsize=1)
@@ -131,19 +123,132 @@ def _factory_spec(target: str) -> ModelSpec:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """Look a model up by zoo name (case-insensitive) or as ``module.path:factory``."""
+    """Look a model up by zoo name (case-insensitive, LMFN spellings folded) or as ``module.path:factory``."""
     if ":" in name:
         return _factory_spec(name)
     reg = registry()
     key = name.strip().lower()
-    key = aliases().get(key, key)
+    if key not in reg:
+        from lmfn.variants import canonical_name
+
+        try:
+            key = canonical_name(key)
+        except ValueError:
+            pass
     if key not in reg:
         raise UnknownModelError(f"unknown model '{name}'; known models: {', '.join(reg)}")
     return reg[key]
 
 
+def select(patterns: Iterable[str]) -> list[str]:
+    """Registered names for names or shell patterns (``lka*``, like timm's ``list_models``), in zoo order,
+    each network once. A pattern that matches nothing is an error."""
+    reg, chosen = registry(), set()
+    for pat in patterns:
+        if any(c in pat for c in "*?["):
+            hits = fnmatch.filter(reg, pat.strip().lower())
+            if not hits:
+                raise UnknownModelError(f"no zoo model matches '{pat}'; `lmfn-bench models` lists them")
+            chosen.update(hits)
+        else:
+            chosen.add(get_spec(pat).name)
+    ordered = [n for n in reg if n in chosen]
+    return ordered + sorted(chosen - set(ordered))  # module.path:factory names last
+
+
+# ----------------------------------------------------------------------------------------------------------
+# building and loading
+
+
+@dataclass(frozen=True)
+class ZooInfo:
+    """What :func:`create` built, attached to the model as ``model.zoo_info`` (like timm's pretrained_cfg)."""
+
+    name: str
+    family: str
+    paper: str
+    scale: int
+    checkpoint: str = ""  # the file loaded ("" for fresh weights)
+    checkpoint_hash: str = ""
+    input_range: float = 1.0  # the network's own input range; the model create returns takes [0, 1]
+
+
+def find_checkpoint(spec: ModelSpec, scale: int, weights_dir: str | Path | None) -> Path | None:
+    """The official checkpoint of ``spec`` at ``scale`` under ``weights_dir`` (searched recursively by name)."""
+    if weights_dir is None or scale not in spec.checkpoints:
+        return None
+    root = Path(weights_dir)
+    if not root.is_dir():
+        raise MissingFileError(f"weights dir {root} does not exist")
+    hits = sorted(root.rglob(spec.checkpoints[scale]))
+    return hits[0] if hits else None
+
+
+def checkpoint_state_dict(name: str, path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in ``path`` unwrapped with model ``name``'s own container keys (for partial loading)."""
+    return unwrap_state_dict(read_checkpoint(path), get_spec(name).checkpoint_keys)
+
+
+def _scale_input_range(model: nn.Module, input_range: float) -> None:
+    """Make a network that expects ``0..input_range`` input take and return [0, 1] (hooks keep its keys)."""
+
+    def scale_in(_m: nn.Module, args: tuple) -> tuple:
+        return (args[0] * input_range, *args[1:])
+
+    def scale_out(_m: nn.Module, _args: tuple, out: torch.Tensor) -> torch.Tensor:
+        return out / input_range
+
+    model.register_forward_pre_hook(scale_in)
+    model.register_forward_hook(scale_out)
+
+
 def build(name: str, scale: int) -> nn.Module:
-    """Build a model (fresh random weights) for ``scale``."""
+    """The bare network of ``name`` at ``scale``: fresh weights, its own input range (see :func:`create`)."""
     if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale}")
+        raise UsageError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
     return get_spec(name).builder(scale)
+
+
+def create(
+    name: str,
+    scale: int,
+    checkpoint: str | Path | None = None,
+    weights_dir: str | Path | None = None,
+    *,
+    require_weights: bool = False,
+    native_range: bool = False,
+) -> nn.Module:
+    """Build ``name`` at ``scale`` and load its weights: ``checkpoint`` (strict), else the official file found
+    by name under ``weights_dir``, else fresh weights (an error with ``require_weights`` for a model that has
+    learnable ones). The model takes and returns RGB in [0, 1] whatever its own input range, unless
+    ``native_range`` (FLOPs and latency of the network as published). ``model.zoo_info`` says what was built."""
+    model, spec = build(name, scale), get_spec(name)
+    ckpt = Path(checkpoint) if checkpoint else find_checkpoint(spec, scale, weights_dir)
+    if ckpt is not None:
+        load_into(model, ckpt, spec.checkpoint_keys)
+    elif require_weights and any(p.requires_grad for p in model.parameters()):
+        where = f" in {weights_dir}" if weights_dir else ""
+        raise MissingCheckpointError(
+            f"model '{spec.name}' x{scale} has no checkpoint{where}: give --checkpoint FILE or --weights-dir DIR"
+        )
+    if spec.input_range != 1.0 and not native_range:
+        _scale_input_range(model, spec.input_range)
+    model.zoo_info = ZooInfo(
+        spec.name,
+        spec.family,
+        spec.paper,
+        scale,
+        str(ckpt or ""),
+        file_sha256(ckpt) if ckpt else "",
+        spec.input_range,
+    )
+    return model
+
+
+def zoo_info(model: nn.Module) -> ZooInfo:
+    """``model.zoo_info``, or a ``user`` entry for a model that did not come from :func:`create`."""
+    model = getattr(model, "module", model)  # DDP / AveragedModel wrap the network
+    found = getattr(model, "zoo_info", None)
+    if isinstance(found, ZooInfo):
+        return found
+    return ZooInfo(type(model).__name__, "user", "", int(getattr(model, "upscale", 0) or 0))

@@ -69,3 +69,69 @@ def pixelshuffle_upsampler(
     """One conv to ``out_channels * scale**2`` then PixelShuffle (the one-step upsampler of BSRN/LKDN/IMDN)."""
     conv = nn.Conv2d(in_channels, out_channels * scale**2, kernel_size, padding=kernel_size // 2)
     return nn.Sequential(conv, nn.PixelShuffle(scale))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# IMDN / RFDN (Hui et al. 2019; Liu et al. 2020): contrast-aware attention and the distillation trunk
+
+
+# IMDN's and RFDN's convolutions are followed by LeakyReLU with this slope (block.activation's default)
+LRELU_SLOPE = 0.05
+
+
+def same_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
+    """'same'-padded conv with bias (IMDN's ``conv_layer``)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+
+def contrast(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel standard deviation over the spatial dimensions (population, not sample, variance)."""
+    return x.var(dim=(2, 3), unbiased=False, keepdim=True).sqrt()
+
+
+class CCALayer(nn.Module):
+    """Contrast-aware channel attention: (std + mean) -> 1x1 squeeze -> ReLU -> 1x1 excite -> sigmoid gate.
+
+    ``conv_du`` keeps the official Sequential layout (indices 0 and 2 hold the weights).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = channels // reduction
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = contrast(x) + x.mean(dim=(2, 3), keepdim=True)
+        return x * self.conv_du(stats)
+
+
+class DistillationTrunk(nn.Module):
+    """The IMDN/RFDN body: 3x3 head, named blocks, concat of all block outputs -> 1x1 + LeakyReLU -> 3x3 ->
+    + head -> one-step PixelShuffle upsampler. Blocks are attributes (not a ModuleList) so the official key names
+    (``IMDB1``.., ``B1``..) line up."""
+
+    def __init__(self, in_nc: int, nf: int, out_nc: int, upscale: int, blocks: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.upscale = upscale
+        self.fea_conv = same_conv(in_nc, nf, 3)
+        self.block_names = list(blocks)
+        for name, block in blocks.items():
+            self.add_module(name, block)
+        self.c = nn.Sequential(nn.Conv2d(nf * len(blocks), nf, 1), nn.LeakyReLU(LRELU_SLOPE, inplace=True))
+        self.LR_conv = same_conv(nf, nf, 3)
+        self.upsampler = pixelshuffle_upsampler(nf, out_nc, upscale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = self.fea_conv(x)
+        feats = []
+        out = head
+        for name in self.block_names:
+            out = getattr(self, name)(out)
+            feats.append(out)
+        body = self.LR_conv(self.c(torch.cat(feats, dim=1))) + head
+        return self.upsampler(body)

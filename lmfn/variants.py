@@ -3,6 +3,9 @@
 A variant name is a cell pattern repeated over the 8 building modules, optionally ``@scheme`` for the IFF
 inside IFM cells: ``lka`` (LKDN), ``msm``, ``ifm``, ``lka-msm``, ``lka-ifm``, ``msm-ifm``, ``lka-msm-ifm``
 (LMFN), e.g. ``lka-msm-ifm@parallel``. ``lmfn`` = ``lka-msm-ifm@mr``; ``lkdn`` = ``lka``.
+
+:func:`canonical_name` is the one place a variant spelling folds to the name of its network; the zoo registers
+each distinct network once under that name (``lmfn`` is an alias, not a second entry).
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ def parse_variant(name: str) -> tuple[str, str]:
     return pattern, scheme
 
 
+def canonical_name(name: str) -> str:
+    """The registered name of a variant's network: ``lmfn`` / ``LKA-MSM-IFM`` -> ``lka-msm-ifm@mr``,
+    ``lka@parallel`` -> ``lka`` (the scheme only matters inside IFM cells). Unknown names raise ValueError."""
+    pattern, scheme = parse_variant(name)
+    return f"{pattern}@{scheme}" if "ifm" in pattern else pattern
+
+
 def build_variant(name: str, scale: int = 4, **kwargs) -> LMFN:
     """The network for a variant name at ``scale`` (num_feat 56, 8 blocks unless overridden)."""
     pattern, scheme = parse_variant(name)
@@ -71,13 +81,16 @@ _LMFN_PAPER = "LMFN: Long-Range Multi-Scale Fusion for Efficient SISR (ICASSP 20
 def _variant_spec(name: str) -> dict:
     pattern, scheme = parse_variant(name)
     scheme_note = f", IFF scheme {scheme}" if "ifm" in pattern else ""
-    return {
+    spec = {
         "name": name,
         "build": partial(build_variant, name),
         "family": "lmfn",
         "paper": _LMFN_PAPER,
         "description": f"LMFN ablation: cells {pattern} cycled over 8 blocks{scheme_note}",
     }
+    if name == ALIASES["lmfn"]:  # the full model: the paper's LMFN (no official weights)
+        spec |= {"published_name": "LMFN", "description": f"LMFN (= {name}): cells lka-msm-ifm, IFF {scheme}"}
+    return spec
 
 
 MODEL_SPECS: list[dict] = [
@@ -102,17 +115,6 @@ MODEL_SPECS: list[dict] = [
         "checkpoint_keys": ("params_ema", "params"),
         "description": "LKDN-S: 42 channels, 5 blocks, re-parameterisable convs (training-time form)",
     },
-    {
-        "name": "lmfn",
-        "build": partial(build_variant, "lmfn"),
-        "family": "lmfn",
-        "paper": _LMFN_PAPER,
-        "published_name": "LMFN",
-        "description": "LMFN: cells lka-msm-ifm cycled over 8 blocks, IFF merge-and-run; no official weights",
-    },
     *(_variant_spec(p) for p in PATTERNS if "ifm" not in p),
     *(_variant_spec(f"{p}@{s}") for p in PATTERNS if "ifm" in p for s in SCHEMES),
 ]
-
-# plain IFM patterns name the default scheme; the zoo resolves them without listing duplicates
-MODEL_ALIASES: dict[str, str] = {p: f"{p}@{DEFAULT_SCHEME}" for p in PATTERNS if "ifm" in p}

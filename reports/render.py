@@ -1,4 +1,4 @@
-"""A :class:`~reports.tables.Report` -> HTML (one self-contained page), LaTeX (booktabs) and Markdown files.
+"""A :class:`~reports.schema.Report` -> HTML (one self-contained page), LaTeX (booktabs) and Markdown files.
 
 Formatting lives in one place: a :class:`Flavor` per output says how to escape text and how to write bold,
 underline, italic, a footnote mark and a missing cell; :func:`grid` turns a table into rows of finished cell
@@ -21,7 +21,7 @@ import jinja2
 import pandas as pd
 
 from reports import figure
-from reports.tables import DIGITS, Report, ReportTable
+from reports.schema import DIGITS, Report, ReportTable
 
 FORMATS = ("latex", "html", "md")
 FIG_STEM = "fig1"
@@ -66,7 +66,6 @@ LATEX = Flavor("latex", latex_escape, r"\textbf{%s}", r"\underline{%s}", r"\text
 HTML = Flavor("html", html.escape, "<b>%s</b>", "<u>%s</u>", "<i>%s</i>", "<sup>%s</sup>", "–")
 # GitHub Markdown has no underline syntax but renders <ins>
 MARKDOWN = Flavor("md", lambda s: str(s).replace("|", r"\|"), "**%s**", "<ins>%s</ins>", "*%s*", "%s", "–")
-FLAVORS = {f.name: f for f in (LATEX, HTML, MARKDOWN)}
 
 
 def format_cell(value: float, field: str, rank: int, marks: str, published: bool, fl: Flavor) -> str:

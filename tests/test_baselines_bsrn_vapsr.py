@@ -231,11 +231,10 @@ def test_reproduces_published(
 ) -> None:
     from harness.evaluate import evaluate_model
 
-    spec = zoo.get_spec(name)
-    model = load_into(spec.builder(scale), weights_dir / OFFICIAL[name, scale], spec.checkpoint_keys)
+    model = zoo.create(name, scale, checkpoint=weights_dir / OFFICIAL[name, scale])
     misses = []
     for dataset in ("Set5", "Set14"):
-        r = evaluate_model(model, dataset, scale, data_root, protocol="basicsr", input_range=spec.input_range)
+        r = evaluate_model(model, dataset, scale, data_root, protocol="basicsr")
         assert r.n_images == {"Set5": 5, "Set14": 14}[dataset]
         p, s = _published(shared, name, scale, dataset)
         if dataset == "Set5" and (name, scale) in SET5_MOD12:

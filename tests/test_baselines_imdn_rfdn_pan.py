@@ -160,10 +160,8 @@ def _evaluate(name: str, scale: int, dataset: str, weights_dir: Path, data_root:
     from harness.evaluate import evaluate_model
 
     spec = zoo.get_spec(name)
-    model = load_into(zoo.build(name, scale), _official_path(weights_dir, name, scale), spec.checkpoint_keys)
-    return evaluate_model(
-        model, dataset, scale, data_root=data_root, protocol=spec.protocol, input_range=spec.input_range
-    )
+    model = zoo.create(name, scale, checkpoint=_official_path(weights_dir, name, scale))
+    return evaluate_model(model, dataset, scale, data_root=data_root, protocol=spec.protocol)
 
 
 @pytest.mark.slow
@@ -189,6 +187,6 @@ def test_rfdn_aim_is_sane_and_needs_its_input_range(weights_dir: Path, data_root
     # fed [0, 1] instead of the 0-255 it was trained on, it falls apart: the range is real metadata
     from harness.evaluate import evaluate_model
 
-    model = load_into(rfdn_aim(4), _official_path(weights_dir, "rfdn-aim", 4))
-    wrong = evaluate_model(model, "Set5", 4, data_root=data_root, input_range=1.0)
+    model = zoo.create("rfdn-aim", 4, _official_path(weights_dir, "rfdn-aim", 4), native_range=True)
+    wrong = evaluate_model(model, "Set5", 4, data_root=data_root)
     assert wrong.psnr < r.psnr - 1.0

@@ -87,9 +87,7 @@ def test_ntire_checkpoint_loads_and_super_resolves(shared: Path, weights_dir: Pa
     assert {k: v.shape for k, v in zoo.build("safmn-ntire", 4).state_dict().items()} == {
         k: v.shape for k, v in sd.items()
     }
-    r = evaluate_model(
-        model, "Set5", 4, data_root=data_root, protocol=spec.protocol, input_range=spec.input_range
-    )
+    r = evaluate_model(model, "Set5", 4, data_root=data_root, protocol=spec.protocol)
     bicubic = float(_published(shared, "Bicubic", 4)["set5_psnr"])
     assert r.n_images == 5 and math.isfinite(r.psnr)
     assert r.psnr > bicubic + 3.0, f"team15 SAFMN Set5 x4 PSNR {r.psnr:.3f} not well above bicubic {bicubic}"

@@ -94,9 +94,7 @@ def test_reproduces_published_psnr_ssim(
     model = load_into(builder(scale), weights_dir / "SMFANet" / pattern.format(scale), spec.checkpoint_keys)
     pub = _published(shared, row, scale)
     for ds in ("Set5", "Set14"):
-        r = evaluate_model(
-            model, ds, scale, data_root=data_root, protocol=spec.protocol, input_range=spec.input_range
-        )
+        r = evaluate_model(model, ds, scale, data_root=data_root, protocol=spec.protocol)
         assert r.n_images == {"Set5": 5, "Set14": 14}[ds]
         want_psnr, want_ssim = float(pub[f"{ds.lower()}_psnr"]), float(pub[f"{ds.lower()}_ssim"])
         assert abs(r.psnr - want_psnr) <= 0.02, (

@@ -220,3 +220,35 @@ def test_profile_fp16_on_cpu_is_a_clean_error(tmp_path: Path) -> None:
     store = tmp_path / "r.db"
     res = _run(["profile", "-m", "lkdn", "--dtype", "fp16"], store)
     _assert_clean_failure(res, store, "fp16", "CUDA")
+
+
+def test_a_bug_keeps_its_traceback_only_harness_errors_become_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: every ValueError was printed as one "error:" line with exit 2, hiding the traceback of real bugs
+    import harness.evaluate
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug deep inside the metrics")
+
+    monkeypatch.setattr(harness.evaluate, "psnr_ssim", broken)
+    store = tmp_path / "r.db"
+    res = runner.invoke(app, ["eval", "-m", "bicubic", "--store", str(store)])
+    assert res.exit_code == 1 and isinstance(res.exception, ValueError), res.output
+    assert "error:" not in res.output
+    # an expected failure (a HarnessError) is still one line, exit 2
+    res = runner.invoke(app, ["eval", "-m", "bicubic", "--protocol", "nope", "--store", str(store)])
+    _assert_clean_failure(res, store, "unknown protocol")
+
+
+@pytest.mark.parametrize("device", ["cuda:7", "gpu-please"])
+def test_a_device_that_is_not_there_is_one_line_before_any_work(tmp_path: Path, device: str) -> None:
+    store = tmp_path / "r.db"
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    for cmd in (["eval", "-m", "bicubic"], ["profile", "-m", "bicubic"]):
+        res = runner.invoke(app, [*cmd, "--device", device, "--store", str(store)])
+        _assert_clean_failure(res, store, device)

@@ -254,7 +254,7 @@ def test_variant_names() -> None:
 
 
 def test_model_specs_cover_every_pattern_and_scheme() -> None:
-    expected = {"lkdn", "lkdn-s", "lmfn"}
+    expected = {"lkdn", "lkdn-s"}  # lmfn is an alias of lka-msm-ifm@mr, not a second entry
     expected |= {p for p in PATTERNS if "ifm" not in p}
     expected |= {f"{p}@{s}" for p in PATTERNS if "ifm" in p for s in SCHEMES}
     assert len(SPEC_NAMES) == len(set(SPEC_NAMES)) and set(SPEC_NAMES) == expected

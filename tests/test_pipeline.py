@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from harness.checkpoint import file_sha256
 from harness.cli import app
 from harness.store import Store
+
+LMFN = "lka-msm-ifm@mr"  # the registered name of `lmfn`
 
 
 def test_pipeline_trains_evaluates_profiles_and_reports(
@@ -17,14 +20,14 @@ def test_pipeline_trains_evaluates_profiles_and_reports(
     monkeypatch.delenv("LMFN_BENCH_DATA", raising=False)
     store, out = tmp_path / "r.db", tmp_path / "out"
     args = ["pipeline", "--train-minutes", "0.05", "--out", str(out), "--store", str(store), "-m", "bicubic"]
-    res = CliRunner().invoke(app, args)
+    first = res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     db = Store(store)
-    trained = db.rows(kind="eval", model="lmfn", source="trained")
+    trained = db.rows(kind="eval", model=LMFN, source="trained")
     assert [r["dataset"] for r in trained] == ["Default"] and trained[0]["extra"]["profile"] == "short"
     bicubic = {r["protocol"]: r["psnr"] for r in db.rows(kind="eval", model="bicubic")}
     assert set(bicubic) == {"basicsr", "matlab"} and bicubic["basicsr"] > 20
-    assert {r["model"] for r in db.rows(kind="profile")} == {"bicubic", "lmfn"}
+    assert {r["model"] for r in db.rows(kind="profile")} == {"bicubic", LMFN}
     for f in ("report.html", "report.md", "fig1.png", "latex/main.tex", "latex/table3.tex"):
         assert (out / "report" / f).is_file(), f
     md = (out / "report" / "report.md").read_text()
@@ -32,4 +35,21 @@ def test_pipeline_trains_evaluates_profiles_and_reports(
     # a second run skips what the store has: no retraining
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0 and "already trained" in res.stderr
-    assert len(Store(store).rows(kind="eval", model="lmfn", source="trained")) == 1
+    assert len(Store(store).rows(kind="eval", model=LMFN, source="trained")) == 1
+    _trained_lmfn_is_evaluated_like_any_checkpoint(first.stderr, out, store)
+
+
+def _trained_lmfn_is_evaluated_like_any_checkpoint(stderr: str, out: Path, store: Path) -> None:
+    # was: "no checkpoint found in None" for the LMFN just trained, whose rows came from another path
+    assert "no checkpoint found" not in stderr and "None" not in stderr
+    ckpt = out / "runs" / "lmfn_x4_short" / "net_g_latest.pth"
+    (row,) = Store(store).rows(kind="eval", model=LMFN, source="trained")
+    assert row["checkpoint_hash"] == file_sha256(ckpt) and row["checkpoint"] == str(ckpt)
+    assert row["metrics"]["forward_seconds"] > 0  # made by the evaluation matrix, as for every checkpoint
+    assert row["extra"]["profile"] == "short" and row["extra"]["iteration"] >= 1
+    # was: re-evaluating a trained checkpoint replaced its row with a `measured` one, losing its provenance
+    res = CliRunner().invoke(app, ["eval", "-m", "lmfn", "--checkpoint", str(ckpt), "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    again = Store(store).rows(kind="eval", model=LMFN)
+    assert [(r["source"], r["extra"]["profile"]) for r in again] == [("trained", "short")]
+    assert again[0]["uid"] != row["uid"]  # re-measured, provenance kept

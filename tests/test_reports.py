@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sqlite3
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +24,11 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness.cli_report import report_command
+from harness.cli.report import command
+from harness.errors import UsageError
 from harness.store import Store
+from reports.inputs import load_report, model_key, write_reports
 from reports.render import HTML, LATEX, MARKDOWN, cell_frame, render_latex, render_markdown, write_report
-from reports.tables import LMFN, build_report, canonical
 
 GOLDEN = Path(__file__).parent / "golden"
 PUBLISHED = """model,scale,params_k,flops_g,set5_psnr,set5_ssim,set14_psnr,set14_ssim,b100_psnr,b100_ssim,\
@@ -35,6 +39,7 @@ LKDN,4,322,18.3,32.39,0.8979,28.79,0.7859,27.69,0.7402,26.42,0.7965,30.97,0.9140
 """
 OLD, NEW = "2025-01-01T00:00:00+00:00", "2026-01-01T00:00:00+00:00"
 TRAIN = {"profile": "short", "iters": 2000}
+LMFN = "lka-msm-ifm@mr"  # LMFN's key: the zoo's registered name of the full model
 
 
 def _eval(db: Store, model: str, scale: int, dataset: str, psnr: float, ssim: float, **kw) -> None:
@@ -125,7 +130,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(store: Path, published: Path):
-    return build_report(store, "Manga109", 4, published=published)
+    return load_report(store, "Manga109", 4, published=published)
 
 
 def _md_row(text: str, label: str) -> list[str]:
@@ -137,11 +142,11 @@ def _md_row(text: str, label: str) -> list[str]:
 
 
 def test_aliases_fold_to_one_network() -> None:
-    assert canonical("lmfn") == canonical("lka-msm-ifm@mr") == canonical("LKA-MSM-IFM") == LMFN
-    assert canonical("ifm") == canonical("ifm@mr") == "ifm@mr"
-    assert canonical("lka@parallel") == "lka"  # a scheme means nothing without IFM
-    assert canonical("lkdn") == "lkdn"  # official LKDN weights are a baseline, not the `lka` ablation
-    assert canonical("my.module:factory") == "my.module:factory"
+    assert model_key("lmfn") == model_key("lka-msm-ifm@mr") == model_key("LKA-MSM-IFM") == LMFN
+    assert model_key("ifm") == model_key("ifm@mr") == "ifm@mr"
+    assert model_key("lka@parallel") == "lka"  # a scheme means nothing without IFM
+    assert model_key("lkdn") == "lkdn"  # official LKDN weights are a baseline, not the `lka` ablation
+    assert model_key("my.module:factory") == "my.module:factory"  # unknown to the zoo: kept as it is
 
 
 def test_table1_cells_ranks_and_dashes(report) -> None:
@@ -269,7 +274,7 @@ def test_fallback_dataset_is_announced(tmp_path: Path, published: Path) -> None:
     _eval(db, "lka", 4, "Set5", 31.0, 0.88, trained=True)
     _eval(db, "lka", 4, "Urban100", 25.0, 0.75, trained=True)
     _eval(db, "msm", 4, "Set5", 30.0, 0.87, trained=True)
-    t1 = build_report(tmp_path / "r.db", "Manga109", 4, published=published).tables[0]
+    t1 = load_report(tmp_path / "r.db", "Manga109", 4, published=published).tables[0]
     assert t1.notes[0] == "Manga109 ×4 is not in the store; showing Urban100 ×4."  # Urban100 beats Set5
     assert t1.values.droplevel("block").loc["LKA", ("Urban100", "PSNR")] == 25.0
     assert "Urban100" in t1.caption
@@ -280,7 +285,7 @@ def test_table3_shows_sets_outside_the_paper_as_extra_columns(tmp_path: Path, pu
     db = Store(tmp_path / "r.db")
     _eval(db, "lkdn", 4, "Default", 29.5, 0.81)
     _eval(db, "bicubic", 4, "Default", 28.2, 0.80)
-    t3 = build_report(tmp_path / "r.db", "Manga109", 4, published=published).tables[2]
+    t3 = load_report(tmp_path / "r.db", "Manga109", 4, published=published).tables[2]
     vals = t3.values.droplevel("block")
     assert vals.loc["LKDN", ("Default", "PSNR")] == 29.5
     assert list(t3.values.columns.get_level_values(0))[-1] == "Default"
@@ -310,10 +315,100 @@ def test_html_is_self_contained_with_provenance(report, tmp_path: Path) -> None:
     assert 'title="#' in page
 
 
+def test_unknown_model_names_are_kept(tmp_path: Path, published: Path) -> None:
+    db = Store(tmp_path / "r.db")
+    _eval(db, "my.module:factory", 4, "Set5", 30.0, 0.85)
+    t3 = load_report(tmp_path / "r.db", "Manga109", 4, published=published).tables[2]
+    assert t3.values.droplevel("block").loc["my.module:factory", ("Set5", "PSNR")] == 30.0
+
+
+def _snapshot(db: Path) -> tuple[bytes, int, list]:
+    """The store's bytes, mtime and schema; read with immutable=1, which never creates a -wal/-shm file."""
+    con = sqlite3.connect(f"{db.as_uri()}?immutable=1", uri=True)
+    try:
+        schema = con.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    finally:
+        con.close()
+    return db.read_bytes(), db.stat().st_mtime_ns, schema
+
+
+def _same_tables(a, b) -> None:
+    for ta, tb in zip(a.tables, b.tables, strict=True):
+        assert ta.values.equals(tb.values) and ta.rank.equals(tb.rank) and ta.notes == tb.notes, ta.key
+
+
+def _unprivileged(fn: Callable[[], None]) -> str:
+    """Run ``fn`` as a user that file modes bind; returns '' or its error. Root ignores chmod, so as root
+    ``fn`` runs in a forked child that drops to nobody (the parent has already imported what it needs)."""
+
+    def attempt() -> str:
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            fn()
+        except Exception as e:
+            return f"{type(e).__name__}: {e}"
+        return ""
+
+    if os.geteuid() != 0:
+        return attempt()
+    r, w = os.pipe()
+    if (pid := os.fork()) == 0:
+        try:
+            os.write(w, attempt().encode()[:4000])
+        finally:  # the child must never return into pytest
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        msg = f.read()
+    os.waitpid(pid, 0)
+    return msg
+
+
+def test_report_leaves_the_store_unchanged(store: Path, published: Path, report, tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    shutil.copy2(store, db)
+    before = _snapshot(db)
+    _same_tables(load_report(db, "Manga109", 4, published=published), report)
+    assert _snapshot(db) == before  # (SQLite may add -wal/-shm beside a WAL store in a writable folder)
+
+
+def test_report_reads_a_read_only_store_in_a_read_only_folder(store: Path, published: Path, report) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="lmfn-ro-"))  # outside pytest's 0700 tmp, so nobody can reach it
+    folder.chmod(0o755)
+    db = folder / "results.db"
+    shutil.copy2(store, db)
+    shutil.copy2(published, folder / "published.csv")
+    before = _snapshot(db)
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        error = _unprivileged(
+            lambda: _same_tables(load_report(db, "Manga109", 4, published=folder / "published.csv"), report)
+        )
+        listing = sorted(p.name for p in folder.iterdir())
+        after = _snapshot(db)
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+    assert error == ""
+    assert listing == ["published.csv", "results.db"]  # no -wal / -shm left beside the store
+    assert after == before
+
+
+def test_write_reports_library_entry(store: Path, published: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown report format 'pdf'"):
+        write_reports(tmp_path / "absent.db", ["pdf"], tmp_path / "out")  # before the store is read
+    files = write_reports(store, ["md"], tmp_path / "out", "manga109", 4, published=published)
+    assert tmp_path / "out" / "report.md" in files and not (tmp_path / "out" / "report.html").exists()
+    assert (tmp_path / "all" / "latex" / "main.tex") in write_reports(store, ["all"], tmp_path / "all")
+
+
 def _cli() -> typer.Typer:
     app = typer.Typer()
     app.callback()(lambda: None)  # a group, so `report` is a subcommand as in harness.cli
-    app.command("report")(report_command)
+    app.command("report")(command)
     return app
 
 

@@ -63,3 +63,92 @@ def test_merge_keeps_newest(tmp_path: Path) -> None:
     got = {r["dataset"]: r["psnr"] for r in a.rows()}
     assert got == {"Set5": 2.0, "Set14": 3.0}
     assert a.merge_from(tmp_path / "b.db") == 0  # idempotent
+
+
+# schema 1: what stores written before `source` joined the key look like
+_SCHEMA_1 = """
+CREATE TABLE results (
+    uid TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, variant TEXT NOT NULL DEFAULT '',
+    scale INTEGER NOT NULL, dataset TEXT NOT NULL DEFAULT '', protocol TEXT NOT NULL DEFAULT '', psnr REAL,
+    ssim REAL, n_images INTEGER, metrics TEXT NOT NULL DEFAULT '{}', source TEXT NOT NULL DEFAULT 'measured',
+    checkpoint TEXT NOT NULL DEFAULT '', checkpoint_hash TEXT NOT NULL DEFAULT '',
+    device_key TEXT NOT NULL DEFAULT '', code_rev TEXT NOT NULL DEFAULT '', device TEXT NOT NULL DEFAULT '',
+    versions TEXT NOT NULL DEFAULT '{}', extra TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX results_key ON results(kind, model, scale, dataset, protocol, checkpoint_hash, device_key);
+INSERT INTO results (uid, kind, model, scale, dataset, protocol, psnr, source, checkpoint_hash, extra, created_at)
+VALUES ('old1', 'eval', 'lka-msm-ifm@mr', 4, 'Set5', 'basicsr', 30.5, 'trained', 'abc', '{"profile": "short"}',
+        '2026-01-01T00:00:00+00:00');
+"""
+KEY = {"kind": "eval", "model": "lka-msm-ifm@mr", "scale": 4, "dataset": "Set5", "protocol": "basicsr",
+       "checkpoint_hash": "abc"}  # fmt: skip
+
+
+def _schema_1_store(path: Path) -> Path:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.executescript(_SCHEMA_1)
+    con.commit()
+    con.close()
+    return path
+
+
+def test_source_is_in_the_key_so_a_measured_row_never_replaces_a_trained_one(tmp_path: Path) -> None:
+    # was: re-evaluating a trained checkpoint replaced its row and lost its `trained` provenance
+    db = Store(tmp_path / "r.db")
+    db.add({**KEY, "psnr": 30.5, "source": "trained", "extra": {"profile": "short"}})
+    db.add({**KEY, "psnr": 30.6})  # source measured
+    got = {r["source"]: (r["psnr"], r["extra"]) for r in db.rows()}
+    assert got == {"trained": (30.5, {"profile": "short"}), "measured": (30.6, {})}
+    db.add({**KEY, "psnr": 30.7, "source": "trained", "extra": {"profile": "short"}})  # same key: replaces
+    assert sorted(r["psnr"] for r in db.rows()) == [30.6, 30.7]
+
+
+def test_a_schema_1_store_is_migrated_once_and_stays_readable_and_mergeable(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = _schema_1_store(tmp_path / "old.db")
+    before = old.read_bytes()
+    # read-only opens (reports, merge sources) read it as it is and write nothing
+    assert [r["uid"] for r in Store(old, readonly=True).rows()] == ["old1"]
+    target = Store(tmp_path / "new.db")
+    assert target.merge_from(old) == 1
+    assert old.read_bytes() == before
+    assert target.rows()[0]["extra"] == {"profile": "short"}
+    # opened for writing: migrated in place, the old row kept
+    db = Store(old)
+    con = sqlite3.connect(old)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    indexes = {r[1] for r in con.execute("PRAGMA index_list(results)")}
+    con.close()
+    assert "results_key" not in indexes and "results_key_v2" in indexes
+    db.add({**KEY, "psnr": 30.6})  # a measured row beside the trained one
+    assert sorted((r["source"], r["psnr"]) for r in db.rows()) == [("measured", 30.6), ("trained", 30.5)]
+    Store(old)  # a second open changes nothing
+    assert len(Store(old).rows()) == 2
+
+
+def test_read_only_open_refuses_writes_and_foreign_files(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    from harness.errors import StoreError
+
+    db = Store(tmp_path / "r.db")
+    db.add({**KEY, "psnr": 1.0})
+    ro = Store(tmp_path / "r.db", readonly=True)
+    with pytest.raises(StoreError, match="read-only"):
+        ro.add({**KEY, "psnr": 2.0})
+    with pytest.raises(StoreError, match="does not exist"):
+        Store(tmp_path / "absent.db", readonly=True)
+    foreign = tmp_path / "foreign.db"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE t (x)")
+    con.close()
+    with pytest.raises(StoreError, match="not an lmfn-bench results store"):
+        Store(foreign, readonly=True)
+    (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a results store"):
+        Store(tmp_path / "junk.db", readonly=True)

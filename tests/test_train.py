@@ -20,9 +20,11 @@ from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from typer.testing import CliRunner
 
-from harness.checkpoint import CheckpointMismatchError, load_into
-from harness.cli_train import train_command
-from harness.data import DataError, make_lr
+from harness import zoo
+from harness.checkpoint import load_into
+from harness.cli.train import command as train_command
+from harness.data import make_lr
+from harness.errors import CheckpointMismatchError, DataError, UsageError
 from harness.train import (
     MODEL_FILE,
     PROFILES,
@@ -30,14 +32,16 @@ from harness.train import (
     NonFiniteLossError,
     TrainConfig,
     Trainer,
-    _ema_avg_fn,
+    layered_config,
+    load_recipe,
+    parse_sets,
     read_state,
-    resolve_spec,
     resume_config,
+    run_provenance,
     train,
     warm_start,
 )
-from harness.train_data import (
+from harness.train.data import (
     PatchDataset,
     StepBatchSampler,
     augment,
@@ -45,6 +49,7 @@ from harness.train_data import (
     load_images,
     resolve_sources,
 )
+from harness.train.loop import _ema_avg_fn
 from harness.zoo import build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,14 +188,61 @@ def test_overrides_and_resolution():
         PROFILES["short"].iters,
         PROFILES["short"].batch_size,
     )
-    # a cell pattern without @scheme means LMFN's default IFF scheme (the zoo names schemes explicitly)
+    # a cell pattern without @scheme means LMFN's default IFF scheme (the zoo names schemes explicitly);
+    # the zoo folds the spelling, and the model the trainer builds (zoo.create) carries the folded name
     from lmfn.variants import parse_variant
 
-    assert resolve_spec("lka-msm-ifm").name == "@".join(parse_variant("lka-msm-ifm"))
+    folded = "@".join(parse_variant("lka-msm-ifm"))
+    assert zoo.get_spec("lka-msm-ifm").name == zoo.get_spec("lmfn").name == folded
+    assert zoo.zoo_info(zoo.create("lka-msm-ifm", 2)).name == folded
     with pytest.raises(ValueError, match="unknown profile"):
         TrainConfig.from_profile("lkdn", "fast")
     with pytest.raises(ValueError, match="--ema"):
         TrainConfig.from_profile("lkdn", "smoke", ema=1.0)
+
+
+
+
+def test_recipe_file_and_sets_layer_between_the_profile_and_the_flags(tmp_path):
+    """profile < --config recipe < --set < explicit flags; each value typed like its TrainConfig field."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('profile = "short"\nema = 0.99\nlog-every = 7\nlr = 1e-3\nbetas = [0.9, 0.99, 0.999]\n'
+                      "max_minutes = 5\nckpt_every = 11\n")  # fmt: skip
+    rec = load_recipe(recipe)
+    assert rec["log_every"] == 7 and rec["betas"] == (0.9, 0.99, 0.999) and rec["max_minutes"] == 5.0
+    sets = parse_sets(["lr=2e-3", "log_every=3", "max_minutes=", "deterministic=true",
+                       "final_eval=Set5,Set14", "betas=0.98,0.92,0.99", "val_dataset=none"])  # fmt: skip
+    assert sets["deterministic"] is True and sets["final_eval"] == ["Set5", "Set14"]
+    cfg = layered_config({"model": "lkdn", "lr": 4e-3, "iters": None, "train_data": ["default"]}, rec, sets)
+    assert cfg.profile == "short" and cfg.batch_size == PROFILES["short"].batch_size  # profile named by the recipe
+    assert (cfg.ema, cfg.ckpt_every) == (0.99, 11)  # recipe over profile
+    assert (cfg.log_every, cfg.betas, cfg.deterministic) == (3, (0.98, 0.92, 0.99), True)  # --set over recipe
+    assert cfg.lr == 4e-3 and cfg.iters == PROFILES["short"].iters  # a flag over --set; None = not given
+    assert cfg.max_minutes is None  # an empty --set clears an optional field (the profile's 27 min)
+    assert cfg.val_dataset == "none" and cfg.train_data == ["default"]
+
+
+def test_bad_recipe_and_set_values_name_the_key(tmp_path):
+    with pytest.raises(UsageError, match=r"--set: unknown key 'nosuch'; valid keys: .*batch_size.*warmup_iters"):
+        parse_sets(["nosuch=1"])
+    with pytest.raises(UsageError, match=r"--set: iters='abc' is not an integer"):
+        parse_sets(["iters=abc"])
+    with pytest.raises(UsageError, match=r"betas='0.9,0.99' is not 3 comma-separated numbers"):
+        parse_sets(["betas=0.9,0.99"])
+    with pytest.raises(UsageError, match=r"deterministic='maybe' is not true or false"):
+        parse_sets(["deterministic=maybe"])
+    with pytest.raises(UsageError, match="--set takes key=value, got 'lr'"):
+        parse_sets(["lr"])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("emma = 0.9\n")
+    with pytest.raises(UsageError, match=r"recipe .*bad.toml: unknown key 'emma'"):
+        load_recipe(bad)
+    bad.write_text("ema = true\n")  # a TOML bool is no number
+    with pytest.raises(UsageError, match=r"ema=True is not a number"):
+        load_recipe(bad)
+    bad.write_text("ema = \n")
+    with pytest.raises(UsageError, match="cannot read recipe"):
+        load_recipe(bad)
 
 
 # ----------------------------------------------------------------------------------------------- warm start
@@ -367,6 +419,75 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert log[-1]["event"] == "nonfinite" and log[-1]["iter"] == 5
 
 
+
+
+def test_init_and_teacher_read_the_models_own_checkpoint_keys(tmp_path, torch_globals):
+    """Bug: --init and the teacher unwrapped every file with the BasicSR keys, so a DiVANet solver file
+    ({"model_state_dict": ...}, DiVANet's checkpoint_keys) failed with "checkpoint holds no state dict"."""
+    torch.manual_seed(3)
+    src = build("divanet", 4).eval()
+    ckpt = tmp_path / "divanet_x4.pth"
+    torch.save({"step": 7, "model_state_dict": src.state_dict(), "optimizer_state_dict": {}, "best_psnr": 0.0},
+               ckpt)  # fmt: skip
+    cfg = TrainConfig.from_profile("divanet", "smoke", scale=4, iters=1, batch_size=1, patch_size=8,
+                                   train_data=["default"], val_dataset="none", out=str(tmp_path / "run"),
+                                   init=str(ckpt), distill_teacher="divanet", kd_weight=0.5, threads=1)  # fmt: skip
+    trainer = Trainer(cfg, echo=lambda m: None)
+    rep = trainer.init_report
+    assert rep is not None and rep.loaded == list(src.state_dict()) and not (rep.missing or rep.misshaped)
+    for k, v in src.state_dict().items():
+        assert torch.equal(trainer.raw.state_dict()[k], v), k
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(trainer.teacher()(x), src(x))
+    assert not any(p.requires_grad for p in trainer.teacher().parameters())
+
+
+def test_input_range_255_model_sees_0_255_in_training_and_validation(tmp_path, torch_globals):
+    """Bug: rfdn-aim (input range 255) was trained on [0, 1] input but validated at 0-255. Now zoo.create owns
+    the range: the network sees 0-255 in both, and takes / returns [0, 1] outside."""
+    cfg = TrainConfig.from_profile("rfdn-aim", "smoke", scale=4, iters=1, batch_size=1, patch_size=16,
+                                   train_data=["default"], val_dataset="none", out=str(tmp_path), threads=1)  # fmt: skip
+    trainer = Trainer(cfg, echo=lambda m: None)
+    seen: dict[str, float] = {}
+
+    def first_conv(net: nn.Module) -> nn.Module:
+        return next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+
+    def record(key: str):  # noqa: ANN202
+        return lambda m, args: seen.__setitem__(key, max(seen.get(key, 0.0), float(args[0].max())))
+
+    first_conv(trainer.raw).register_forward_pre_hook(record("train"))
+    first_conv(trainer.ema.module).register_forward_pre_hook(record("val"))
+    lr, hr = next(trainer.batches(start=0))
+    assert float(lr.max()) <= 1.0
+    trainer.step(lr, hr)
+    res = trainer.validate("Default")
+    assert seen["train"] > 1.5 and seen["val"] > 1.5, seen
+    assert res.dataset == "Default" and res.psnr > 0
+
+
+def test_store_rows_record_the_run_as_run_provenance_reads_it(tmp_path):
+    """Train rows per validation and one final eval row (final_eval [] = the validation set); their extra is
+    what run_provenance reads back from the run folder."""
+    from harness.store import Store
+
+    db, run = tmp_path / "r.db", tmp_path / "run"
+    cfg = TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=2, val_every=1, train_data=["default"],
+                                   val_dataset="Default", store=str(db), out=str(run))  # fmt: skip
+    assert cfg.final_eval == []
+    res = train(cfg, model=_NaNAfter(2, k=10**9), echo=lambda m: None)
+    rows = Store(db).rows()
+    assert sorted(r["extra"]["iteration"] for r in rows if r["kind"] == "train") == [1, 2]
+    (final,) = [r for r in rows if r["kind"] == "eval"]
+    assert (final["dataset"], final["source"], final["model"]) == ("Default", "trained", "_NaNAfter")
+    assert final["psnr"] == res.final[0]["psnr"] and final["checkpoint"] == str((run / MODEL_FILE).resolve())
+    prov = run_provenance(run / MODEL_FILE)
+    assert prov is not None and (prov["iteration"], prov["profile"], prov["run"]) == (2, "smoke", str(run.resolve()))
+    assert {k: final["extra"][k] for k in prov} == prov
+    assert run_provenance(tmp_path / "loose.pth") is None
+
+
 # ----------------------------------------------------------------------------------------------- resume
 
 
@@ -406,7 +527,7 @@ def test_sigterm_then_sigkill_then_resume_is_exact(tmp_path, torch_globals):
     assert (res.reason, res.iteration, res.completed) == ("signal", 3, False)
     assert read_state(out / STATE_FILE)["iteration"] == 3 and "SIGTERM: saved iteration 3" in msgs[-1]
     # 2) resume in a subprocess, SIGKILL it mid-way: no chance to save, the last checkpoint must do
-    cmd = [sys.executable, "-m", "harness.cli_train", "--resume", "--out", str(out)]
+    cmd = [sys.executable, "-m", "harness.cli.train", "--resume", "--out", str(out)]
     p = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)  # fmt: skip
     _wait_for_checkpoint(p, out, 5)
@@ -455,6 +576,31 @@ def test_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(_app(), ["train", "--variant", "nosuchnet", "--profile", "smoke", "--no-store",
                                     "--train-data", "default", "--out", str(tmp_path / "x")])  # fmt: skip
     assert r.exit_code == 2 and "unknown model 'nosuchnet'" in r.output
+
+
+
+
+def test_cli_config_file_and_sets_reach_the_run(tmp_path, torch_globals):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('ema = 0.5\nlog_every = 1\niters = 5\nscale = 2\nprofile = "smoke"\n')
+    out = tmp_path / "run"
+    r = CliRunner().invoke(_app(), ["train", "--variant", "lkdn", "--config", str(recipe), "--set", "log_every=2",
+                                    "--set", "iters=3", "--iters", "2", "--train-data", "default",
+                                    "--val-dataset", "none", "--threads", "1", "--no-store", "--out", str(out),
+                                    "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["iteration"] == 2  # the flag over --set and recipe
+    saved = read_state(out / STATE_FILE)["config"]
+    assert (saved["ema"], saved["log_every"], saved["iters"], saved["scale"]) == (0.5, 2, 2, 2)
+    assert saved["store"] == ""
+
+
+def test_cli_unknown_set_key_is_a_one_line_error():
+    r = CliRunner().invoke(_app(), ["train", "--set", "nosuch=1", "--no-store"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().count("\n") == 0 and "--set: unknown key 'nosuch'; valid keys:" in r.output
+    r = CliRunner().invoke(_app(), ["train", "--set", "iters=many", "--no-store"])
+    assert r.exit_code == 2 and "--set: iters='many' is not an integer" in r.output
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ def test_torchrun_two_ranks_gloo(tmp_path, torch_globals):
     common = dict(scale=2, iters=n, batch_size=4, patch_size=16, lr=2e-3, ckpt_every=1,
                   train_data=["default"], val_dataset="none", threads=1, deterministic=True)  # fmt: skip
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "harness.cli_train", "--variant", "lkdn", "--profile", "smoke", "--scale", "2",
+           "-m", "harness.cli.train", "--variant", "lkdn", "--profile", "smoke", "--scale", "2",
            "--iters", str(n),
            "--batch-size", "4", "--patch-size", "16", "--lr", "2e-3", "--ckpt-every", "1", "--train-data",
            "default", "--val-dataset", "none", "--threads", "1", "--deterministic", "--no-store",
@@ -63,7 +63,7 @@ def test_torchrun_init_distill_keeps_ranks_identical(tmp_path, torch_globals):
     ckpt, out = tmp_path / "lkdn_x2.pth", tmp_path / "ddp"
     torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "harness.cli_train", "--variant", "lka-msm-ifm", "--profile", "smoke", "--scale", "2",
+           "-m", "harness.cli.train", "--variant", "lka-msm-ifm", "--profile", "smoke", "--scale", "2",
            "--iters", "1", "--batch-size", "4", "--patch-size", "16", "--init", str(ckpt),
            "--init-distill", "3", "--distill-teacher", "lkdn", "--train-data", "default",
            "--val-dataset", "none", "--threads", "1", "--no-store", "--device", "cpu", "--out", str(out)]  # fmt: skip

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.zoo import UnknownModelError, aliases, build, get_spec, registry
+from harness.zoo import UnknownModelError, build, get_spec, registry, select
+from lmfn.variants import canonical_name
 
 
 @pytest.mark.parametrize("name", sorted(registry()))
@@ -23,7 +24,23 @@ def test_every_model_builds_and_upsamples(name: str) -> None:
 def test_plain_ifm_patterns_resolve_to_the_default_scheme() -> None:
     assert get_spec("lka-msm-ifm").name == "lka-msm-ifm@mr"
     assert get_spec("LKA-IFM").name == "lka-ifm@mr"
-    assert set(aliases().values()) <= set(registry())
+    assert get_spec("lmfn").name == get_spec("LMFN").name == "lka-msm-ifm@mr"
+    assert get_spec("lka@parallel").name == "lka"  # the scheme only matters inside IFM cells
+
+
+def test_every_network_is_registered_once() -> None:
+    # was: 'lmfn' and 'lka-msm-ifm@mr' were two entries of one network, so `profile --all` traced LMFN twice.
+    # (lkdn, the official baseline, and lka, the trained ablation, are two roles of one architecture: kept.)
+    variants = [n for n, spec in registry().items() if spec.family == "lmfn"]
+    assert [canonical_name(n) for n in variants] == variants
+    assert "lmfn" not in registry() and len(variants) == 3 + 4 * 4  # 3 patterns without IFM, 4 with it x 4 IFF schemes
+
+
+def test_select_by_pattern_in_zoo_order() -> None:
+    assert select(["lka-msm*"]) == ["lka-msm", *(f"lka-msm-ifm@{s}" for s in ("cascade", "parallel", "mr", "mr-cross"))]
+    assert select(["lmfn", "lka-msm-ifm@mr", "LKDN"]) == ["lkdn", "lka-msm-ifm@mr"]
+    with pytest.raises(UnknownModelError, match="no zoo model matches"):
+        select(["nothing*"])
 
 
 def test_lkdn_is_the_lka_variant() -> None:

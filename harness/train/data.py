@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from harness.data import (
-    DataError,
     _file_fingerprint,
     cached_lr,
     default_train_images,
@@ -39,6 +38,7 @@ from harness.data import (
     resolve_data_root,
     to_rgb,
 )
+from harness.errors import DataError, UsageError
 
 DEFAULT_TRAIN = "default"
 # sets above this many decoded bytes (HR + LR) are read from disk per sample instead of kept in memory
@@ -148,21 +148,12 @@ def _lr_for(hr: np.ndarray, scale: int, path: Path) -> np.ndarray:
     return to_rgb(cached_lr(hr, scale, path, _file_fingerprint(path)))
 
 
-def load_images(
-    sources: Sequence[str],
-    scale: int,
-    hr_patch: int,
-    on_image: Callable[[int, int, str], None] | None = None,
-    warn: Callable[[str], None] | None = None,
-    in_memory: bool | None = None,
-) -> list[TrainImage]:
-    """Every usable image of ``sources``; images smaller than the HR patch are skipped with a warning.
+_Entry = tuple[str, Path | None, np.ndarray | None, tuple[int, int]]
 
-    LR images are made (and cached) here, once, so workers only crop. ``in_memory=None`` keeps the decoded set
-    in memory when it is below :data:`IN_MEMORY_LIMIT`.
-    """
-    warn = warn or (lambda m: warnings.warn(m, stacklevel=3))
-    entries: list[tuple[str, Path | None, np.ndarray | None, tuple[int, int]]] = []
+
+def _scan(sources: Sequence[str], scale: int) -> list[_Entry]:
+    """(name, file or None, embedded image or None, mod-cropped HR size) of every image, headers only."""
+    entries: list[_Entry] = []
     for src in sources:
         if src == DEFAULT_TRAIN:
             for n, img in default_train_images():
@@ -179,6 +170,24 @@ def load_images(
             except OSError as e:
                 raise DataError(f"cannot read image {f}: {e}") from None
             entries.append((f"{Path(src).name}/{f.stem}", f, None, (h - h % scale, w - w % scale)))
+    return entries
+
+
+def load_images(
+    sources: Sequence[str],
+    scale: int,
+    hr_patch: int,
+    on_image: Callable[[int, int, str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    in_memory: bool | None = None,
+) -> list[TrainImage]:
+    """Every usable image of ``sources``; images smaller than the HR patch are skipped with a warning.
+
+    LR images are made (and cached) here, once, so workers only crop. ``in_memory=None`` keeps the decoded set
+    in memory when it is below :data:`IN_MEMORY_LIMIT`.
+    """
+    warn = warn or (lambda m: warnings.warn(m, stacklevel=3))
+    entries = _scan(sources, scale)
     usable = [e for e in entries if min(e[3]) >= hr_patch]
     small = [e[0] for e in entries if min(e[3]) < hr_patch]
     if small:
@@ -278,7 +287,7 @@ class StepBatchSampler(Sampler[list[int]]):
 
     def __init__(self, start: int, global_batch: int, rank: int = 0, world_size: int = 1) -> None:
         if global_batch % world_size:
-            raise ValueError(f"batch size {global_batch} is not divisible by the {world_size} processes")
+            raise UsageError(f"batch size {global_batch} is not divisible by the {world_size} processes")
         self.start = start
         self.global_batch = global_batch
         self.local = global_batch // world_size
@@ -289,3 +298,20 @@ class StepBatchSampler(Sampler[list[int]]):
         while True:
             yield list(range(base, base + self.local))
             base += self.global_batch
+
+
+def iterate_batches(
+    dataset: Dataset, sampler: StepBatchSampler, workers: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(LR, HR) batches of ``sampler``'s indices, loaded by ``workers`` processes, on ``device``."""
+    pin = device.type == "cuda"
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
+    for lr, hr in loader:
+        yield lr.to(device, non_blocking=pin), hr.to(device, non_blocking=pin)

@@ -1,0 +1,30 @@
+"""The ``lmfn-bench`` app: every command registered from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from harness.cli import eval as eval_cmd
+from harness.cli import models, pipeline, profile, report, store, train
+
+app = typer.Typer(
+    help="Benchmark and ablation harness for efficient single-image super-resolution, built around LMFN.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("models")(models.command)
+app.command("eval")(eval_cmd.command)
+app.command("profile")(profile.command)
+app.command("train")(train.command)
+app.command("report")(report.command)
+app.command("pipeline")(pipeline.command)
+app.add_typer(store.app, name="store")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,100 @@
+"""The one row schema of the results store: every eval, profile and train row is made here.
+
+A row is a plain dict with the store's columns (see :mod:`harness.store`); ``Store.add`` fills in the
+provenance every row shares (uid, time, code revision, library versions). ``source`` says what a number is:
+``measured`` (an official or user checkpoint, or a parameter-free model), ``trained`` (weights trained by
+this tool; ``extra`` names the run and its recipe). It is part of the store key, so re-measuring an official
+file never replaces a trained run's row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import provenance
+from harness.evaluate import EvalResult
+from harness.store import KEY_COLS
+from harness.zoo import ZooInfo
+
+
+def _model_cols(info: ZooInfo) -> dict[str, Any]:
+    return {"model": info.name, "variant": info.name if info.family == "lmfn" else ""}
+
+
+def eval_row(
+    info: ZooInfo,
+    res: EvalResult,
+    device: str,
+    *,
+    kind: str = "eval",
+    source: str = "measured",
+    checkpoint: str | None = None,
+    checkpoint_hash: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """PSNR/SSIM of one model on one set (per-image values kept in ``metrics``)."""
+    return {
+        "kind": kind,
+        **_model_cols(info),
+        "scale": res.scale,
+        "dataset": res.dataset,
+        "protocol": res.protocol,
+        "psnr": res.psnr,
+        "ssim": res.ssim,
+        "n_images": res.n_images,
+        "metrics": {
+            "per_image": res.per_image,
+            "seconds": res.seconds,
+            "forward_seconds": res.forward_seconds,
+        },
+        "source": source,
+        "checkpoint": info.checkpoint if checkpoint is None else checkpoint,
+        "checkpoint_hash": info.checkpoint_hash if checkpoint_hash is None else checkpoint_hash,
+        "device_key": "",  # PSNR does not depend on the device; latency rows set it
+        "device": provenance.device_name(device),
+        "extra": {"family": info.family, "paper": info.paper, "input_range": info.input_range, **(extra or {})},
+    }
+
+
+def train_row(
+    info: ZooInfo, res: EvalResult, device: str, *, checkpoint: str, checkpoint_hash: str, run: dict[str, Any]
+) -> dict[str, Any]:
+    """A validation of a training run's EMA weights (``run``: the recipe and iteration, see train.state)."""
+    return eval_row(
+        info,
+        res,
+        device,
+        kind="train",
+        source="trained",
+        checkpoint=checkpoint,
+        checkpoint_hash=checkpoint_hash,
+        extra=run,
+    )
+
+
+def profile_device_key(input_tag: str, device: str, dtype: str, channels_last: bool, compile: bool) -> str:
+    """What makes two profiles of one model comparable: FLOP input, device (or no latency), dtype, options."""
+    return "|".join([input_tag, device, dtype, "cl" if channels_last else "", "compile" if compile else ""])
+
+
+def profile_row(info: ZooInfo, metrics: dict[str, Any], device_key: str, device: str) -> dict[str, Any]:
+    """Params, FLOPs and (optionally) latency of one model at one scale (``metrics`` from measure)."""
+    return {
+        "kind": "profile",
+        **_model_cols(info),
+        "scale": info.scale,
+        "dataset": metrics["input"],
+        "protocol": "",
+        "metrics": metrics,
+        "source": "measured",
+        "checkpoint": "",
+        "checkpoint_hash": "",
+        "device_key": device_key,
+        "device": provenance.device_name(device),
+        "extra": {"family": info.family, "paper": info.paper},
+    }
+
+
+def store_key(row: dict[str, Any]) -> dict[str, Any]:
+    """The columns that identify "the same measurement" (a forced re-measurement replaces it)."""
+    return {k: row.get(k, "") for k in KEY_COLS}

@@ -1,0 +1,299 @@
+"""Orchestration without typer or rich: the evaluation and profile matrices and the pipeline.
+
+Commands (``harness.cli``) parse options and call these; progress is reported through a :class:`Reporter`
+(the CLI passes progress bars, library callers nothing). Rows are made by :mod:`harness.results` and written
+to the store one at a time, so an interrupted matrix keeps what it measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import zoo
+from harness.errors import MissingCheckpointError, UsageError
+from harness.evaluate import evaluate_model
+from harness.measure import PRECISIONS, profile_model, resolve_device
+from harness.metrics import check_protocol
+from harness.provenance import device_name
+from harness.results import eval_row, profile_device_key, profile_row, store_key
+from harness.settings import DEFAULT_PROTOCOL, LATENCY_RUNS, LATENCY_WARMUP
+from harness.store import Store
+from harness.train.state import run_provenance
+
+
+class Reporter:
+    """Progress callbacks; this base class ignores them all."""
+
+    def start(self, description: str) -> None: ...
+    def tick(self, done: int, total: int, name: str = "") -> None: ...
+    def finish(self) -> None: ...
+    def advance(self) -> None: ...
+
+
+class LazyStore:
+    """The results store, opened at the first write, so a run that fails early leaves no file behind."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db: Store | None = None
+
+    def add(self, row: dict) -> dict:
+        self._db = self._db or Store(self.path)
+        return self._db.add(row)
+
+    def has(self, **where: Any) -> bool:
+        if self._db is None and not self.path.is_file():
+            return False
+        self._db = self._db or Store(self.path)
+        return self._db.has(**where)
+
+
+def skip_existing(db: LazyStore, row: dict, force: bool) -> bool:
+    """The one skip policy: a measurement whose store key is already there is not redone unless forced."""
+    return not force and db.has(**store_key(row))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model at one scale; ``checkpoint`` overrides the official file found under ``weights_dir``."""
+
+    model: str
+    scale: int
+    checkpoint: Path | None = None
+
+
+def zoo_jobs(models: Iterable[str] | None, scales: list[int], shard: tuple[int, int] = (0, 1)) -> list[Job]:
+    """Every (model, scale) pair: ``models`` (names or patterns; None = the whole zoo) at each of ``scales``
+    the model has (``[]`` = all of them); named models without a requested scale are an error."""
+    names = zoo.select(models) if models is not None else list(zoo.registry())
+    jobs = []
+    for name in names:
+        have = zoo.get_spec(name).scales
+        if models is not None and scales and not any(s in have for s in scales):
+            raise UsageError(f"model '{name}' has no x{'/x'.join(map(str, scales))} configuration (scales: {list(have)})")
+        jobs += [Job(name, s) for s in have if not scales or s in scales]
+    i, n = shard
+    return jobs[i::n]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@dataclass
+class MatrixResult:
+    rows: list[dict] = field(default_factory=list)
+    skipped: int = 0  # already in the store
+    no_checkpoint: list[str] = field(default_factory=list)  # "name xS" of models with no weights to load
+
+
+def _load(job: Job, weights_dir: str | Path | None) -> tuple[torch.nn.Module, str, dict[str, Any]]:
+    """The model of ``job`` with its weights; source and extra say whether they were trained here."""
+    model = zoo.create(job.model, job.scale, job.checkpoint, weights_dir, require_weights=True)
+    run = run_provenance(job.checkpoint) if job.checkpoint else None
+    return model, ("trained" if run else "measured"), (run or {})
+
+
+def evaluate_matrix(
+    jobs: list[Job],
+    datasets: list[str],
+    *,
+    data_root: str | Path | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    weights_dir: str | Path | None = None,
+    device: str = "cpu",
+    store: str | Path,
+    force: bool = True,
+    missing_ok: bool = False,
+    on: Reporter | None = None,
+    on_row: Callable[[dict], None] | None = None,
+) -> MatrixResult:
+    """PSNR/SSIM of every job on every set into the store. ``force=False`` skips what the store has;
+    ``missing_ok`` lists models without a checkpoint instead of failing on the first."""
+    check_protocol(protocol)
+    resolve_device(device)  # a bad or absent device fails before any model is built
+    on, db, res = on or Reporter(), LazyStore(store), MatrixResult()
+    for job in jobs:
+        try:
+            model, source, run = _load(job, weights_dir)
+        except MissingCheckpointError:
+            if not missing_ok:
+                raise
+            res.no_checkpoint.append(f"{job.model} x{job.scale}")
+            on.advance()
+            continue
+        info = zoo.zoo_info(model)
+        for ds in datasets:
+            probe = {"kind": "eval", "model": info.name, "scale": job.scale, "dataset": ds,
+                     "protocol": protocol, "source": source, "checkpoint_hash": info.checkpoint_hash,
+                     "device_key": ""}  # fmt: skip
+            if skip_existing(db, probe, force):
+                res.skipped += 1
+                continue
+            on.start(f"{info.name} x{job.scale} {ds}")
+            torch.manual_seed(0)
+            result = evaluate_model(model, ds, job.scale, data_root, protocol, device, on_image=on.tick)
+            row = db.add(eval_row(info, result, device, source=source, extra=run))
+            on.finish()
+            res.rows.append(row)
+            if on_row is not None:
+                on_row(row)
+        on.advance()
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------
+# profile
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    ntire: bool = False  # FLOPs and latency for a 256x256 LR input instead of a 1280x720 output
+    thop: bool = True
+    latency: bool = True
+    latency_size: tuple[int, int] | None = None
+    device: str = "cpu"
+    dtype: str = "fp32"
+    runs: int | None = None  # None: settings.LATENCY_RUNS for the device
+    warmup: int | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    def checked(self) -> ProfileOptions:
+        resolve_device(self.device)
+        if self.dtype not in PRECISIONS:
+            raise UsageError(f"dtype must be one of {', '.join(PRECISIONS)}, got '{self.dtype}'")
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        return replace(
+            self,
+            runs=LATENCY_RUNS[kind] if self.runs is None else self.runs,
+            warmup=LATENCY_WARMUP[kind] if self.warmup is None else self.warmup,
+        )
+
+    def device_key(self) -> str:
+        where = device_name(self.device) if self.latency else "no-latency"
+        tag = "ntire256" if self.ntire else "hd720"
+        return profile_device_key(tag, where, self.dtype, self.channels_last, self.compile)
+
+
+def profile_matrix(
+    jobs: list[Job],
+    options: ProfileOptions,
+    *,
+    store: str | Path,
+    force: bool = False,
+    on: Reporter | None = None,
+    on_row: Callable[[dict], None] | None = None,
+) -> MatrixResult:
+    """Params, FLOPs and (optionally) latency of every job, each network once, into the store."""
+    opts, on, db, res = options.checked(), on or Reporter(), LazyStore(store), MatrixResult()
+    key = opts.device_key()
+    for job in dict.fromkeys(jobs):  # the same network twice (an alias and its name) is traced once
+        spec = zoo.get_spec(job.model)
+        probe = {"kind": "profile", "model": spec.name, "scale": job.scale, "dataset": key.split("|")[0],
+                 "protocol": "", "source": "measured", "checkpoint_hash": "", "device_key": key}  # fmt: skip
+        if skip_existing(db, probe, force):
+            res.skipped += 1
+            on.advance()
+            continue
+        on.start(f"profile {spec.name} x{job.scale}")
+        # the network as published: FLOPs and latency without the input-range adapter
+        model = zoo.create(job.model, job.scale, native_range=True)
+        metrics = profile_model(
+            model, job.scale, ntire=opts.ntire, thop=opts.thop, latency=opts.latency,
+            latency_size=opts.latency_size, device=opts.device, dtype=opts.dtype, runs=opts.runs,
+            warmup=opts.warmup, channels_last=opts.channels_last, compile=opts.compile,
+        )  # fmt: skip
+        row = db.add(profile_row(zoo.zoo_info(model), metrics, key, opts.device))
+        on.finish()
+        res.rows.append(row)
+        if on_row is not None:
+            on_row(row)
+        on.advance()
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the pipeline (the README's main job)
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    data_root: Path | None = None
+    weights_dir: Path | None = None
+    scales: tuple[int, ...] = (4,)
+    train_minutes: float = 5.0
+    latency: bool = False
+    out_dir: Path = Path("lmfn-bench-out")
+    store: Path = Path("lmfn-results.db")
+    force: bool = False
+    models: tuple[str, ...] | None = None  # evaluate / profile only these (default: the zoo)
+
+
+Bars = Callable[[int, str], Any]  # (total, label) -> context manager yielding a Reporter
+
+
+def _no_bars(total: int, label: str) -> Any:
+    from contextlib import nullcontext
+
+    return nullcontext(Reporter())
+
+
+def train_lmfn(opts: PipelineOptions, scale: int, echo: Callable[[str], None]) -> Path:
+    """LMFN short-trained (unless the store has its trained rows); returns the run's checkpoint. The run
+    writes no eval rows itself: its checkpoint is evaluated like any other (see :func:`run_pipeline`)."""
+    from harness.train import MODEL_FILE, TrainConfig, train
+
+    lmfn = zoo.get_spec("lmfn").name
+    run = opts.out_dir / "runs" / f"lmfn_x{scale}_short"
+    done = LazyStore(opts.store).has(kind="eval", model=lmfn, scale=scale, source="trained")
+    if done and not opts.force and (run / MODEL_FILE).is_file():
+        echo(f"LMFN x{scale} already trained in {opts.store} (use --force to retrain)")
+        return run / MODEL_FILE
+    echo(f"training LMFN x{scale} for up to {opts.train_minutes:g} min (profile short) -> {run}")
+    cfg = TrainConfig.from_profile(
+        lmfn, "short", scale=scale, max_minutes=opts.train_minutes, store=str(opts.store), out=str(run),
+        data_root=str(opts.data_root) if opts.data_root else None, val_dataset="none",
+    )  # fmt: skip
+    train(cfg, echo=echo)
+    return run / MODEL_FILE
+
+
+def run_pipeline(opts: PipelineOptions, echo: Callable[[str], None], bars: Bars = _no_bars) -> MatrixResult:
+    """Short-train LMFN, evaluate every zoo model with weights (the trained LMFN through the same path as
+    any checkpoint; bicubic also under ``matlab``, the protocol of its published rows), profile params and
+    FLOPs. Steps whose results the store has are skipped unless ``force``. Returns the evaluation matrix."""
+    from harness.data import available_datasets
+
+    sets = available_datasets(opts.data_root)
+    scales = list(opts.scales)
+    echo("[1/4] training LMFN")
+    trained = {s: train_lmfn(opts, s, echo) for s in scales}
+    lmfn = zoo.get_spec("lmfn").name
+    models = [*opts.models, "lmfn"] if opts.models else None
+    jobs = [Job(j.model, j.scale, trained[j.scale]) if j.model == lmfn else j for j in zoo_jobs(models, scales)]
+    echo("[2/4] evaluating the zoo (models with no checkpoint are listed, not evaluated)")
+    common: dict[str, Any] = dict(data_root=opts.data_root, weights_dir=opts.weights_dir, store=opts.store,
+                                  force=opts.force)  # fmt: skip
+    with bars(len(jobs), "evaluate") as on:
+        res = evaluate_matrix(jobs, sets, missing_ok=True, on=on, **common)
+    bicubic = [Job("bicubic", s) for s in scales]
+    with bars(len(bicubic), "evaluate (matlab)") as on:
+        more = evaluate_matrix(bicubic, sets, protocol="matlab", on=on, **common)
+    res.rows += more.rows
+    res.skipped += more.skipped
+    echo("[3/4] profiling params and FLOPs at 1280x720 output")
+    profile_jobs = [Job(j.model, j.scale) for j in jobs]
+    with bars(len(profile_jobs), "profile") as on:
+        options = ProfileOptions(latency=opts.latency, thop=False)
+        profile_matrix(profile_jobs, options, store=opts.store, force=opts.force, on=on)
+    return res

@@ -1,0 +1,67 @@
+"""The plain data that crosses the layers of ``reports/``: what :mod:`reports.inputs` hands the table builder,
+and what :mod:`reports.tables` hands :mod:`reports.render`.
+
+Nothing here imports the harness (or ``lmfn`` / ``baselines``): the zoo's and the store's facts arrive as
+values, so the tables, renderers and figure are pure functions of these objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+PARAMS, FLOPS, PSNR, SSIM = "Params (K)", "FLOPs (G)", "PSNR", "SSIM"
+DIGITS = {PARAMS: 0, FLOPS: 1, PSNR: 2, SSIM: 4}  # shown precision; ranks compare these rounded values
+RANKED = (PSNR, SSIM)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the tables know of one network (from the zoo); a key without one is shown under its own name."""
+
+    label: str  # row label: the paper's name where the zoo has one, else the key
+    family: str  # "bicubic" | "lmfn" | "baseline" | "user"
+    protocol: str  # the protocol its paper's numbers were made under (preferred when rows disagree)
+    published_name: str | None = None  # its row name among the published numbers
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the tables read: store rows, the catalogue, published rows and the paper's constants."""
+
+    rows: tuple[dict, ...]  # eval and profile rows, each with "key": the network it measured
+    catalogue: Mapping[str, ModelInfo]  # by key
+    published: Mapping[tuple[str, int], dict]  # by (lower-case published name, scale); CSV text values
+    store: str
+    scales: tuple[int, ...]
+    sets: tuple[str, ...]  # the paper's five, in Table 3 order (small to large)
+    default_set: str  # the embedded set of a machine without benchmark data
+    default_protocol: str  # numbers under any other protocol carry a mark
+    lmfn: str  # LMFN's key
+    patterns: tuple[tuple[str, str], ...]  # Table 1 rows: (cell pattern, key)
+    schemes: tuple[tuple[str, str], ...]  # Table 2 rows: (IFF scheme, key)
+
+
+@dataclass
+class ReportTable:
+    key: str
+    caption: str
+    values: pd.DataFrame  # index (block, row label); columns (group, field); NaN = missing
+    rank: pd.DataFrame
+    marks: pd.DataFrame
+    sources: pd.DataFrame
+    row_kind: pd.Series  # "measured" | "published"
+    notes: list[str] = field(default_factory=list)
+    row_header: str = "Model"
+
+
+@dataclass
+class Report:
+    tables: list[ReportTable]
+    figure: pd.DataFrame  # one row per point: label, flops_g, params_k, psnr, highlight
+    figure_caption: str
+    figure_notes: list[str]
+    provenance: pd.DataFrame
+    store: str
