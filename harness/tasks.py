@@ -95,6 +95,12 @@ class MatrixResult:
     skipped: int = 0  # already in the store
     no_checkpoint: list[str] = field(default_factory=list)  # "name xS" of models with no weights to load
 
+    def record(self, db: LazyStore, row: dict, on_row: Callable[[dict], None] | None) -> None:
+        """Write ``row`` (one atomic store row) and keep it; ``on_row`` sees it as written (JSON lines)."""
+        self.rows.append(db.add(row))
+        if on_row is not None:
+            on_row(self.rows[-1])
+
 
 def _load(job: Job, weights_dir: str | Path | None) -> tuple[torch.nn.Module, str, dict[str, Any]]:
     """The model of ``job`` with its weights; source and extra say whether they were trained here."""
@@ -142,11 +148,8 @@ def evaluate_matrix(
             on.start(f"{info.name} x{job.scale} {ds}")
             torch.manual_seed(0)
             result = evaluate_model(model, ds, job.scale, data_root, protocol, device, on_image=on.tick)
-            row = db.add(eval_row(info, result, device, source=source, extra=run))
+            res.record(db, eval_row(info, result, device, source=source, extra=run), on_row)
             on.finish()
-            res.rows.append(row)
-            if on_row is not None:
-                on_row(row)
         on.advance()
     return res
 
@@ -213,11 +216,8 @@ def profile_matrix(
             latency_size=opts.latency_size, device=opts.device, dtype=opts.dtype, runs=opts.runs,
             warmup=opts.warmup, channels_last=opts.channels_last, compile=opts.compile,
         )  # fmt: skip
-        row = db.add(profile_row(zoo.zoo_info(model), metrics, key, opts.device))
+        res.record(db, profile_row(zoo.zoo_info(model), metrics, key, opts.device), on_row)
         on.finish()
-        res.rows.append(row)
-        if on_row is not None:
-            on_row(row)
         on.advance()
     return res
 

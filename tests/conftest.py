@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from report_fixtures import OLD, PUBLISHED, _eval, _profile
 
 from harness.paths import SHARED_ENV, shared_dir
+from harness.store import Store
+from reports.inputs import load_report
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +70,60 @@ def weights_dir() -> Path:
 def need_shared():
     """Call with a path relative to ../shared; skips (saying what is missing) when it is absent."""
     return _need
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the report tests' synthetic store (tests/report_fixtures.py builds it), built once per test module
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("reports") / "results.db"
+    db = Store(path)
+    # Table 3, x4. IMDN Set5: an older checkpoint's row must lose to the newer one.
+    _eval(db, "imdn", 4, "Set5", 30.00, 0.8000, hash="old", at=OLD)
+    _eval(db, "imdn", 4, "Set5", 32.21, 0.8948, hash="new")
+    _eval(db, "imdn", 4, "Set14", 28.58, 0.7811)
+    _eval(db, "bsrn", 4, "Set5", 32.35, 0.8966)
+    _eval(db, "bsrn", 4, "Manga109", 30.84, 0.9123)
+    _eval(db, "lkdn", 4, "Set5", 32.39, 0.8979)
+    _eval(db, "lkdn", 4, "Manga109", 30.97, 0.9140)
+    _eval(db, "vapsr", 4, "Set5", 32.3901, 0.8978)  # ties LKDN at the shown 2 decimals
+    # bicubic's paper protocol is matlab: the older matlab row beats the newer basicsr one
+    _eval(db, "bicubic", 4, "Set5", 28.42, 0.8104, protocol="matlab", at=OLD)
+    _eval(db, "bicubic", 4, "Set5", 28.53, 0.8110)
+    _eval(db, "lmfn", 4, "Set5", 32.50, 0.8990, trained=True)
+    _eval(db, "lmfn", 4, "Manga109", 31.00, 0.9150, trained=True)
+    _eval(db, "imdn", 2, "Set5", 38.00, 0.9605)  # a lone x2 row: nothing to rank it against
+    for m, p, f in (
+        ("imdn", 715176, 40.89e9),
+        ("bsrn", 352000, 19.41e9),
+        ("lkdn", 322000, 18.35e9),
+        ("lmfn", 380000, 20.1e9),
+        ("bicubic", 0, 0.0),
+    ):
+        _profile(db, m, 4, p, f)
+    _profile(db, "lkdn", 4, 322000, 7.0e9, input="ntire256", key="ntire")  # not the 1280x720 protocol
+    # Tables 1-2 on Manga109 x4 (the alias `lmfn` above is the lka-msm-ifm@mr row)
+    _eval(db, "lka", 4, "Manga109", 30.50, 0.9050, trained=True)
+    _eval(db, "msm", 4, "Manga109", 30.40, 0.9040, trained=True)
+    _eval(db, "lka-msm", 4, "Manga109", 30.60, 0.9070, trained=True)
+    _eval(db, "ifm@mr", 4, "Manga109", 30.55, 0.9060, trained=True)
+    _eval(db, "lka-msm-ifm@parallel", 4, "Manga109", 30.80, 0.9120, trained=True)
+    _eval(db, "lka-msm-ifm@cascade", 4, "Manga109", 30.70, 0.9100, trained=True)
+    _eval(db, "lka-msm-ifm@mr-cross", 4, "Urban100", 26.00, 0.7900, trained=True)  # other set: not shown
+    _profile(db, "lka", 4, 322000, 18.35e9)
+    _profile(db, "ifm@mr", 4, 390000, 21.0e9)
+    return path
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("pub") / "published.csv"
+    p.write_text(PUBLISHED)
+    return p
+
+
+@pytest.fixture(scope="module")
+def report(store: Path, published: Path):
+    return load_report(store, "Manga109", 4, published=published)

@@ -11,11 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import typer
-from PIL import Image
 from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from typer.testing import CliRunner
@@ -23,8 +21,7 @@ from typer.testing import CliRunner
 from harness import zoo
 from harness.checkpoint import load_into
 from harness.cli.train import command as train_command
-from harness.data import make_lr
-from harness.errors import CheckpointMismatchError, DataError, UsageError
+from harness.errors import UsageError
 from harness.train import (
     MODEL_FILE,
     PROFILES,
@@ -39,115 +36,11 @@ from harness.train import (
     resume_config,
     run_provenance,
     train,
-    warm_start,
-)
-from harness.train.data import (
-    PatchDataset,
-    StepBatchSampler,
-    augment,
-    discover_train_sets,
-    load_images,
-    resolve_sources,
 )
 from harness.train.loop import _ema_avg_fn
 from harness.zoo import build
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _png(path: Path, h: int, w: int, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    # smooth-ish content so bicubic is not all ringing
-    base = rng.integers(0, 256, size=(h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
-    img = Image.fromarray(base).resize((w, h), Image.BILINEAR)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return path
-
-
-# ----------------------------------------------------------------------------------------------- data
-
-
-def test_patches_are_aligned_after_augmentation(tmp_path):
-    """An LR patch equals the MATLAB-bicubic downscale of its HR patch (away from the patch border, where the
-    kernel would reach outside the crop), for every flip / rotation combination drawn."""
-    s, p = 2, 24
-    _png(tmp_path / "a.png", 150, 170, seed=1)
-    _png(tmp_path / "b.png", 131, 97, seed=2)
-    imgs = load_images([str(tmp_path)], s, p * s)
-    ds = PatchDataset(imgs, s, p, seed=3)
-    seen = set()
-    for i in range(24):
-        k, y, x, hf, vf, rot = ds.locate(i)
-        seen.add((hf, vf, rot))
-        lr, hr = ds[i]
-        assert lr.shape == (3, p, p) and hr.shape == (3, p * s, p * s)
-        lr_u8 = (lr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        hr_u8 = (hr.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        ref = make_lr(np.ascontiguousarray(hr_u8), s)  # augmentations commute with a symmetric integer resize
-        m = 3
-        diff = np.abs(ref[m:-m, m:-m].astype(int) - lr_u8[m:-m, m:-m].astype(int))
-        assert diff.max() <= 1, (i, diff.max())
-        # and the HR patch is the raw crop of the source, augmented
-        src_hr = imgs[k].hr[y * s : (y + p) * s, x * s : (x + p) * s]
-        np.testing.assert_array_equal(augment(src_hr, src_hr, hf, vf, rot)[1], hr_u8)
-    assert len(seen) >= 4  # the augmentation draws really vary
-
-
-def test_epoch_permutation_visits_every_image_once(tmp_path):
-    for j in range(5):
-        _png(tmp_path / f"{j}.png", 40, 40, seed=j)
-    ds = PatchDataset(load_images([str(tmp_path)], 2, 32), 2, 16, seed=0)
-    for epoch in range(3):
-        assert sorted(ds.locate(epoch * 5 + q)[0] for q in range(5)) == list(range(5))
-
-
-def test_rank_shards_partition_the_single_process_batches():
-    single = iter(StepBatchSampler(start=40, global_batch=8))
-    ranks = [iter(StepBatchSampler(start=40, global_batch=8, rank=r, world_size=4)) for r in range(4)]
-    for _ in range(5):
-        assert next(single) == [i for it in ranks for i in next(it)]
-    with pytest.raises(ValueError, match="not divisible"):
-        StepBatchSampler(0, 6, 0, 4)
-
-
-def test_small_images_skipped_or_rejected(tmp_path):
-    _png(tmp_path / "ok" / "big.png", 80, 90)
-    _png(tmp_path / "ok" / "tiny.png", 20, 90)
-    warned: list[str] = []
-    imgs = load_images([str(tmp_path / "ok")], 2, 64, warn=warned.append)
-    assert [i.name for i in imgs] == ["ok/big"]
-    assert len(warned) == 1 and "tiny" in warned[0] and "64x64" in warned[0]
-    _png(tmp_path / "bad" / "tiny.png", 20, 20)
-    with pytest.raises(DataError, match="no training image is at least 64x64"):
-        load_images([str(tmp_path / "bad")], 2, 64, warn=lambda m: None)
-
-
-def test_training_set_layouts(tmp_path):
-    root = tmp_path / "data"
-    _png(root / "DIV2K" / "DIV2K_train_HR" / "0001.png", 64, 64)
-    _png(root / "Flickr2K" / "Flickr2K_HR" / "000001.png", 64, 64)
-    _png(root / "train" / "T91" / "t1.png", 64, 64)
-    # a ready-made DIV2K LR file (deliberately not bicubic: all grey) must be used as is
-    lr_file = root / "DIV2K" / "DIV2K_train_LR_bicubic" / "X2" / "0001x2.png"
-    lr_file.parent.mkdir(parents=True)
-    Image.fromarray(np.full((32, 32, 3), 77, np.uint8)).save(lr_file)
-    assert discover_train_sets(root) == ["DF2K", "T91"]
-    srcs = resolve_sources(None, root)
-    assert [Path(s).name for s in srcs] == ["DIV2K_train_HR", "Flickr2K_HR", "T91"]
-    assert resolve_sources(["t91"], root) == [str((root / "train" / "T91").resolve())]
-    assert resolve_sources([str(root / "train" / "T91")], None) == [str((root / "train" / "T91").resolve())]
-    assert resolve_sources(None, None) == ["default"]
-    with pytest.raises(DataError, match="'Urban'"):
-        resolve_sources(["Urban"], root)
-    imgs = load_images(resolve_sources(["DIV2K"], root), 2, 32)
-    assert (imgs[0].lr == 77).all()
-
-
-def test_shared_train_sets_resolve(data_root):
-    srcs = resolve_sources(["T91", "BSD200"], data_root)
-    assert [Path(s).name for s in srcs] == ["T91", "BSD200"]
-    assert {"T91", "BSD200"} <= set(discover_train_sets(data_root))
 
 
 # ----------------------------------------------------------------------------------------------- recipe
@@ -201,8 +94,6 @@ def test_overrides_and_resolution():
         TrainConfig.from_profile("lkdn", "smoke", ema=1.0)
 
 
-
-
 def test_recipe_file_and_sets_layer_between_the_profile_and_the_flags(tmp_path):
     """profile < --config recipe < --set < explicit flags; each value typed like its TrainConfig field."""
     recipe = tmp_path / "recipe.toml"
@@ -248,97 +139,6 @@ def test_bad_recipe_and_set_values_name_the_key(tmp_path):
 # ----------------------------------------------------------------------------------------------- warm start
 
 
-def test_init_loads_matching_tensors_and_reports_the_rest(tmp_path):
-    src = build("lkdn", 2)
-    torch.save({"params_ema": src.state_dict(), "params": {}}, tmp_path / "x2.pth")
-    dst = build("lkdn", 3)
-    before = {k: v.clone() for k, v in dst.state_dict().items()}
-    rep = warm_start(dst, tmp_path / "x2.pth")
-    sd_src, sd_dst = src.state_dict(), dst.state_dict()
-    same = [k for k in sd_dst if sd_src[k].shape == sd_dst[k].shape]  # only the upsampler differs x2 -> x3
-    assert rep.loaded == same and len(rep.misshaped) == len(sd_dst) - len(same) > 0
-    for k in sd_dst:
-        torch.testing.assert_close(sd_dst[k], sd_src[k] if k in same else before[k], rtol=0, atol=0)
-    text = "\n".join(rep.lines())
-    assert f"loaded {len(same)}/{len(sd_dst)} tensors" in text and "shape differs" in text
-
-
-@pytest.mark.slow
-def test_init_lmfn_from_official_lkdn(weights_dir, tmp_path, torch_globals):
-    ckpt = weights_dir / "LKDN" / "LKDN_x4.pth"
-    if not ckpt.is_file():
-        pytest.skip(f"missing {ckpt}")
-    official = torch.load(ckpt, map_location="cpu", weights_only=True)["params_ema"]
-    msgs: list[str] = []
-    cfg = TrainConfig.from_profile("lka-msm-ifm", "smoke", scale=4, iters=1, train_data=["default"],
-                                   val_dataset="none", out=str(tmp_path / "run"), init=str(ckpt))  # fmt: skip
-    res = train(cfg, echo=msgs.append)
-    rep = res.init_report
-    own = build("lmfn", 4).state_dict()
-    expect = [k for k in own if k in official and official[k].shape == own[k].shape]
-    assert rep.loaded == expect and 0 < len(expect) < len(own)
-    assert rep.missing == [k for k in own if k not in official]
-    assert msgs[0].startswith(f"init from LKDN_x4.pth: loaded {len(expect)}/{len(own)} tensors")
-    assert any("not in checkpoint, kept fresh" in m for m in msgs)
-
-
-def test_init_distill_trains_only_the_fresh_blocks_toward_the_teacher(tmp_path, torch_globals):
-    torch.manual_seed(1)
-    ckpt = tmp_path / "lkdn_x2.pth"
-    torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
-    cfg = TrainConfig.from_profile("lka-msm-ifm", "smoke", scale=2, iters=1, batch_size=2, patch_size=16,
-                                   train_data=["default"], val_dataset="none", out=str(tmp_path / "run"),
-                                   init=str(ckpt), init_distill=12, distill_teacher="lkdn", threads=1,
-                                   distill_patch_size=12)  # fmt: skip
-    trainer = Trainer(cfg, echo=lambda m: None)
-    shapes: set[tuple[int, ...]] = set()
-    trainer.teacher().register_forward_pre_hook(lambda m, args: shapes.add(tuple(args[0].shape)))
-    teacher = load_into(build("lkdn", 2), ckpt).eval()
-    x = torch.rand(2, 3, 16, 16)
-
-    def block_gap() -> float:  # the distillation loss on a fixed batch, recomputed by hand
-        ins: dict[str, torch.Tensor] = {}
-        h = teacher.fea_conv(x.repeat(1, 4, 1, 1))
-        gap = 0.0
-        for name in teacher.block_names:
-            ins[name], h = h, getattr(teacher, name)(h)
-            if name in fresh:
-                gap += float((getattr(trainer.raw, name)(ins[name]) - h).abs().mean())
-        return gap
-
-    fresh = ["B2", "B3", "B5", "B6", "B8"]  # MSM, IFM, MSM, IFM, MSM: the LKA blocks loaded whole
-    before = {k: v.clone() for k, v in trainer.raw.state_dict().items()}
-    with torch.no_grad():
-        gap0 = block_gap()
-    assert trainer.distill_new_blocks() == fresh
-    with torch.no_grad():
-        gap1 = block_gap()
-    assert gap1 < 0.5 * gap0  # measured: 2.28 -> 0.40 after 12 steps
-    after = trainer.raw.state_dict()
-    changed = {k.split(".")[0] for k in after if not torch.equal(after[k], before[k])}
-    assert changed == set(fresh)  # every fresh block moved, nothing else did
-    assert trainer.samples_seen == 12 * 2
-    assert shapes == {(2, 3, 12, 12)}  # --distill-patch-size, not the 16x16 of end-to-end training
-    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if r["event"] == "distill"] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
-
-
-def test_init_distill_needs_init_and_a_teacher_that_fits(tmp_path):
-    with pytest.raises(
-        ValueError, match="--init-distill and --kd-weight need --init CHECKPOINT and --distill-teacher"
-    ):
-        TrainConfig.from_profile("lmfn", "smoke", init_distill=5, init="x.pth")
-    with pytest.raises(ValueError, match=r"--distill-patch-size must be in \[4, --patch-size\], got 64"):
-        TrainConfig.from_profile("lmfn", "smoke", patch_size=32, distill_patch_size=64)
-    ckpt = tmp_path / "lkdn_x2.pth"
-    torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
-    cfg = TrainConfig.from_profile("lmfn", "smoke", scale=2, train_data=["default"], val_dataset="none",
-                                   out=str(tmp_path / "run"), init=str(ckpt), init_distill=2,
-                                   distill_teacher="bsrn")  # fmt: skip
-    with pytest.raises(CheckpointMismatchError, match="does not fit"):
-        train(cfg, echo=lambda m: None)
-
-
 def test_warmup_ramps_the_lr_linearly_then_holds(tmp_path):
     cfg = TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=6, lr=1e-3, warmup_iters=4,
                                    train_data=["default"], val_dataset="none", out=str(tmp_path))  # fmt: skip
@@ -361,29 +161,6 @@ def test_cosine_schedule_anneals_to_zero_at_iters_after_the_warmup(tmp_path):
     torch.testing.assert_close(seen, expect, rtol=1e-6, atol=0)
     with pytest.raises(ValueError, match="--lr-schedule must be one of constant, cosine"):
         TrainConfig.from_profile("lkdn", "smoke", lr_schedule="step")
-
-
-def test_kd_weight_mixes_the_hr_and_the_teacher_l1(tmp_path, torch_globals):
-    torch.manual_seed(2)
-    ckpt = tmp_path / "lkdn_x2.pth"
-    torch.save({"params_ema": build("lkdn", 2).state_dict()}, ckpt)
-    cfg = TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=1, train_data=["default"], val_dataset="none",
-                                   out=str(tmp_path / "run"), init=str(ckpt), distill_teacher="lkdn",
-                                   kd_weight=0.25, threads=1)  # fmt: skip
-    trainer = Trainer(cfg, echo=lambda m: None)
-    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
-    with torch.no_grad():  # student == teacher at the start: the teacher term is 0
-        torch.testing.assert_close(trainer.forward_loss(lr, hr), 0.75 * (trainer.raw(lr) - hr).abs().mean())
-        for p in trainer.raw.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-        teacher_sr = load_into(build("lkdn", 2), ckpt).eval()(lr)
-        sr = trainer.raw(lr)
-        expect = 0.75 * (sr - hr).abs().mean() + 0.25 * (sr - teacher_sr).abs().mean()
-        torch.testing.assert_close(trainer.forward_loss(lr, hr), expect)
-    with pytest.raises(ValueError, match="--kd-weight need --init CHECKPOINT and --distill-teacher"):
-        TrainConfig.from_profile("lkdn", "smoke", kd_weight=0.5)
-    with pytest.raises(ValueError, match=r"--kd-weight must be in \[0, 1\]"):
-        TrainConfig.from_profile("lkdn", "smoke", kd_weight=1.5, init="x.pth", distill_teacher="lkdn")
 
 
 # ----------------------------------------------------------------------------------------------- NaN guard
@@ -417,30 +194,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in params["params_ema"].values())
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert log[-1]["event"] == "nonfinite" and log[-1]["iter"] == 5
-
-
-
-
-def test_init_and_teacher_read_the_models_own_checkpoint_keys(tmp_path, torch_globals):
-    """Bug: --init and the teacher unwrapped every file with the BasicSR keys, so a DiVANet solver file
-    ({"model_state_dict": ...}, DiVANet's checkpoint_keys) failed with "checkpoint holds no state dict"."""
-    torch.manual_seed(3)
-    src = build("divanet", 4).eval()
-    ckpt = tmp_path / "divanet_x4.pth"
-    torch.save({"step": 7, "model_state_dict": src.state_dict(), "optimizer_state_dict": {}, "best_psnr": 0.0},
-               ckpt)  # fmt: skip
-    cfg = TrainConfig.from_profile("divanet", "smoke", scale=4, iters=1, batch_size=1, patch_size=8,
-                                   train_data=["default"], val_dataset="none", out=str(tmp_path / "run"),
-                                   init=str(ckpt), distill_teacher="divanet", kd_weight=0.5, threads=1)  # fmt: skip
-    trainer = Trainer(cfg, echo=lambda m: None)
-    rep = trainer.init_report
-    assert rep is not None and rep.loaded == list(src.state_dict()) and not (rep.missing or rep.misshaped)
-    for k, v in src.state_dict().items():
-        assert torch.equal(trainer.raw.state_dict()[k], v), k
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(trainer.teacher()(x), src(x))
-    assert not any(p.requires_grad for p in trainer.teacher().parameters())
 
 
 def test_input_range_255_model_sees_0_255_in_training_and_validation(tmp_path, torch_globals):
@@ -576,8 +329,6 @@ def test_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(_app(), ["train", "--variant", "nosuchnet", "--profile", "smoke", "--no-store",
                                     "--train-data", "default", "--out", str(tmp_path / "x")])  # fmt: skip
     assert r.exit_code == 2 and "unknown model 'nosuchnet'" in r.output
-
-
 
 
 def test_cli_config_file_and_sets_reach_the_run(tmp_path, torch_globals):
