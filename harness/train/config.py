@@ -77,6 +77,32 @@ PROFILES: dict[str, Profile] = {
         log_every=10,
         max_minutes=27.0,
     ),
+    # ablation grids (`lmfn-bench ablate`): a budget in iterations, never minutes, so variants are compared at
+    # equal training, not equal speed. CPU: 10 networks x 2 seeds in about an hour on 2 cores (one run ~3 min).
+    "ablation-cpu": Profile(
+        "ablation-cpu",
+        iters=300,
+        batch_size=8,
+        patch_size=24,
+        lr=5e-3,
+        ema=0.999,
+        ema_warmup=True,
+        val_every=0,
+        ckpt_every=50,
+        log_every=10,
+    ),
+    # GPU: a tenth of the paper's iterations at its batch and patch (~1.5 h a run on one modern GPU)
+    "ablation-gpu": Profile(
+        "ablation-gpu",
+        iters=200_000,
+        batch_size=64,
+        patch_size=48,
+        lr=5e-3,
+        ema=0.999,
+        val_every=0,
+        ckpt_every=5000,
+        log_every=100,
+    ),
     # a few steps on tiny patches: plumbing checks (tests)
     "smoke": Profile(
         "smoke",
@@ -114,6 +140,7 @@ class TrainConfig:
     train_data: list[str] = field(default_factory=list)  # resolved source folders (or ["default"])
     data_root: str | None = None
     seed: int = 0
+    grid: str = ""  # the ablation grid this run belongs to ("" = a standalone run); recorded with its rows
     workers: int = 0
     device: str = "auto"
     init: str | None = None

@@ -95,7 +95,9 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def provenance_extra(config: dict[str, Any], iteration: int, run: str | Path) -> dict[str, Any]:
+def provenance_extra(
+    config: dict[str, Any], iteration: int, run: str | Path, train_seconds: float = 0.0
+) -> dict[str, Any]:
     """What a trained row records in ``extra``: the recipe, the iteration and the run folder.
 
     One function for the live trainer and for :func:`run_provenance` (a checkpoint read back later), so a
@@ -104,6 +106,7 @@ def provenance_extra(config: dict[str, Any], iteration: int, run: str | Path) ->
         "profile": config["profile"],
         "iters": iteration,
         "iteration": iteration,
+        "train_seconds": round(float(train_seconds), 2),  # training-loop wall time (reported, never a budget)
         "init": config.get("init") or "",
         "init_distill": config.get("init_distill", 0),
         "distill_teacher": config.get("distill_teacher") or "",
@@ -111,6 +114,10 @@ def provenance_extra(config: dict[str, Any], iteration: int, run: str | Path) ->
         "lr_schedule": config.get("lr_schedule", "constant"),
         "run": str(Path(run).resolve()),
         "train_data": list(config.get("train_data") or []),
+        "seed": config.get("seed", 0),
+        "grid": config.get("grid", ""),
+        "batch_size": config.get("batch_size"),
+        "patch_size": config.get("patch_size"),
     }
 
 
@@ -124,7 +131,7 @@ def run_provenance(checkpoint: str | Path) -> dict[str, Any] | None:
         st = read_state(folder / STATE_FILE)
     except CheckpointMismatchError:  # some other tool's file of that name
         return None
-    return provenance_extra(st["config"], int(st["iteration"]), folder)
+    return provenance_extra(st["config"], int(st["iteration"]), folder, float(st.get("elapsed", 0.0)))
 
 
 # ----------------------------------------------------------------------------------------------- save / restore

@@ -64,7 +64,7 @@ class Validation:
 
     def run_extra(self) -> dict[str, Any]:
         """The row ``extra`` of the run as it stands (the state file just written says the same)."""
-        return provenance_extra(self.cfg.to_json(), self.iteration, self.out)
+        return provenance_extra(self.cfg.to_json(), self.iteration, self.out, self.elapsed)
 
     def _rows(self, res: EvalResult, ckpt_hash: str) -> tuple[dict, dict]:
         """(train row, eval row) of one validation result."""
