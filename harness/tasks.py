@@ -231,7 +231,7 @@ class PipelineOptions:
     data_root: Path | None = None
     weights_dir: Path | None = None
     scales: tuple[int, ...] = (4,)
-    train_minutes: float = 5.0
+    grid_iters: int = 120  # the ablation grid's budget: 10 networks, 1 seed, inside ~10 min on 2 CPU cores
     latency: bool = False
     out_dir: Path = Path("lmfn-bench-out")
     store: Path = Path("lmfn-results.db")
@@ -248,39 +248,54 @@ def _no_bars(total: int, label: str) -> Any:
     return nullcontext(Reporter())
 
 
-def train_lmfn(opts: PipelineOptions, scale: int, echo: Callable[[str], None]) -> Path:
-    """LMFN short-trained (unless the store has its trained rows); returns the run's checkpoint. The run
-    writes no eval rows itself: its checkpoint is evaluated like any other (see :func:`run_pipeline`)."""
-    from harness.train import MODEL_FILE, TrainConfig, train
+def ablation_set(data_root: str | Path | None) -> str:
+    """The set of Tables 1-2: the paper's Manga109 when present, else the largest set available."""
+    from harness.data import available_datasets
 
-    lmfn = zoo.get_spec("lmfn").name
-    run = opts.out_dir / "runs" / f"lmfn_x{scale}_short"
-    done = LazyStore(opts.store).has(kind="eval", model=lmfn, scale=scale, source="trained")
-    if done and not opts.force and (run / MODEL_FILE).is_file():
-        echo(f"LMFN x{scale} already trained in {opts.store} (use --force to retrain)")
-        return run / MODEL_FILE
-    echo(f"training LMFN x{scale} for up to {opts.train_minutes:g} min (profile short) -> {run}")
-    cfg = TrainConfig.from_profile(
-        lmfn, "short", scale=scale, max_minutes=opts.train_minutes, store=str(opts.store), out=str(run),
-        data_root=str(opts.data_root) if opts.data_root else None, val_dataset="none",
+    have = available_datasets(data_root)
+    return next((s for s in ("Manga109", "Urban100", "B100", "Set14", "Set5") if s in have), have[0])
+
+
+def train_grid(opts: PipelineOptions, scale: int, echo: Callable[[str], None]) -> dict[str, Path]:
+    """Tables 1-2's grid (10 networks, seed 0) at the pipeline's small iteration budget; returns each
+    network's checkpoint. Finished runs are skipped, so a second pipeline retrains nothing."""
+    from harness.ablation import GridEvents, grid_status, make_grid, run_grid
+    from harness.train import MODEL_FILE
+
+    class Lines(GridEvents):
+        def finish(self, run: Any, outcome: str, info: dict[str, Any]) -> None:
+            echo(f"  {run.label}: {outcome} ({info.get('train_seconds', 0):.0f} s)")
+
+    spec = make_grid(
+        seeds=[0], data_root=opts.data_root, ablation_set=ablation_set(opts.data_root), scale=scale,
+        out=opts.out_dir / "ablation", store=opts.store, overrides={"iters": opts.grid_iters},
     )  # fmt: skip
-    train(cfg, echo=echo)
-    return run / MODEL_FILE
+    if opts.force:
+        import shutil
+
+        shutil.rmtree(spec.dir, ignore_errors=True)
+    if all(r.state == "done" for r in grid_status(spec)):
+        echo(f"ablation grid x{scale} already trained in {spec.dir} (use --force to retrain)")
+    else:
+        echo(f"training the ablation grid x{scale}: {len(spec.variants)} networks, {opts.grid_iters} iterations each")
+    run_grid(spec, launcher="local", jobs=1, on=Lines())  # merges finished runs into the store either way
+    return {r.variant: r.dir / MODEL_FILE for r in spec.runs() if (r.dir / MODEL_FILE).is_file()}
 
 
 def run_pipeline(opts: PipelineOptions, echo: Callable[[str], None], bars: Bars = _no_bars) -> MatrixResult:
-    """Short-train LMFN, evaluate every zoo model with weights (the trained LMFN through the same path as
-    any checkpoint; bicubic also under ``matlab``, the protocol of its published rows), profile params and
-    FLOPs. Steps whose results the store has are skipped unless ``force``. Returns the evaluation matrix."""
+    """Train the ablation grid (Tables 1-2; its LMFN is Table 3's trained LMFN), evaluate every zoo model with
+    weights (the grid's networks through the same path as any checkpoint; bicubic also under ``matlab``, the
+    protocol of its published rows), profile params and FLOPs. Steps whose results the store has are skipped
+    unless ``force``. Returns the evaluation matrix."""
     from harness.data import available_datasets
 
     sets = available_datasets(opts.data_root)
     scales = list(opts.scales)
-    echo("[1/4] training LMFN")
-    trained = {s: train_lmfn(opts, s, echo) for s in scales}
-    lmfn = zoo.get_spec("lmfn").name
-    models = [*opts.models, "lmfn"] if opts.models else None
-    jobs = [Job(j.model, j.scale, trained[j.scale]) if j.model == lmfn else j for j in zoo_jobs(models, scales)]
+    echo("[1/4] training the ablation grid (Tables 1-2)")
+    trained = {s: train_grid(opts, s, echo) for s in scales}
+    grid = sorted({v for t in trained.values() for v in t})
+    models = [*opts.models, *grid] if opts.models else None  # a filter still keeps Tables 1-2's networks
+    jobs = [Job(j.model, j.scale, trained[j.scale].get(j.model)) for j in zoo_jobs(models, scales)]
     echo("[2/4] evaluating the zoo (models with no checkpoint are listed, not evaluated)")
     common: dict[str, Any] = dict(data_root=opts.data_root, weights_dir=opts.weights_dir, store=opts.store,
                                   force=opts.force)  # fmt: skip

@@ -4,21 +4,36 @@ legend, and a builder that turns rows of cells into a :class:`~reports.schema.Re
 Row selection: newest row per (key, scale, dataset), preferring the protocol the model's paper used
 (``ModelInfo.protocol``; the default protocol for a key the catalogue lacks) so a measured number lines up
 with the published one; a number under any other protocol than the default carries a protocol mark.
+Ablation grids (Tables 1-2): trained eval rows sharing a non-empty ``extra.grid``, newest row per (key, seed);
+their per-image PSNR values are what the paired intervals of :mod:`reports.stats` resample.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from reports.schema import DIGITS, FLOPS, PARAMS, PSNR, RANKED, SSIM, ModelInfo, ReportInputs, ReportTable
+from reports.schema import (
+    DIGITS,
+    FLOPS,
+    PARAMS,
+    PSNR,
+    RANKED,
+    SSIM,
+    ModelInfo,
+    ReportInputs,
+    ReportTable,
+    StatsOptions,
+)
 
 TRAINED = "†"
 PROTOCOL_MARKS = {"matlab": "§"}  # any other non-default protocol gets "¶"
+_EMPTY = (math.nan, "", None, math.nan, None)  # a cell's parts: value, marks, source, std, (lo, hi)
 _COLS = ["uid", "model", "key", "scale", "dataset", "protocol", "psnr", "ssim", "source", "created_at"]
 
 
@@ -46,6 +61,95 @@ def newest_profiles(inputs: ReportInputs) -> pd.DataFrame:
     df = _frame([r for r in profiles if r["metrics"].get("input", "hd720") == "hd720"])
     df = df.sort_values(["created_at", "uid"])
     return df.groupby(["key", "scale"]).tail(1).set_index(["key", "scale"])
+
+
+def per_image(row: dict) -> dict[str, float] | None:
+    """{image: PSNR} kept in an eval row's metrics, or None (rows from before per-image values were kept)."""
+    items = (row.get("metrics") or {}).get("per_image") or []
+    values = {str(i["image"]): float(i["psnr"]) for i in items if i.get("psnr") is not None}
+    return values or None
+
+
+def _distinct(values: Iterable) -> str:
+    """The distinct values of one recipe field over a grid's runs, as text ("?" when none recorded)."""
+    present = (v for v in values if v not in (None, "", []))
+    text = ("+".join(map(str, v)) if isinstance(v, list) else str(v) for v in present)
+    return ", ".join(dict.fromkeys(text)) or "?"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class Grid:
+    """One ablation grid's runs at one (scale, set): key -> seed -> the newest eval row of that run."""
+
+    name: str
+    runs: dict[str, dict[Hashable, dict]]
+
+    def per_image(self, key: str) -> dict[Hashable, dict[str, float]] | None:
+        """seed -> {image: PSNR} of ``key``'s runs; None without runs or if a run kept no per-image values."""
+        by_seed = {s: per_image(r) for s, r in self.runs.get(key, {}).items()}
+        return by_seed if by_seed and all(v is not None for v in by_seed.values()) else None
+
+    def rows(self) -> list[dict]:
+        return [r for by_seed in self.runs.values() for r in by_seed.values()]
+
+    def recipe(self, name: str) -> str:
+        """One ``extra`` field over the grid's runs (e.g. its profile), as text."""
+        return _distinct((r.get("extra") or {}).get(name) for r in self.rows())
+
+    def seeds(self) -> str:
+        """How many seeds each variant has: "2 seeds", "1 seed", or "1–2 seeds" when runs are missing."""
+        counts = sorted({len(by_seed) for by_seed in self.runs.values()})
+        return "–".join(map(str, counts)) + (" seed" if counts == [1] else " seeds")
+
+    def budget(self) -> str:
+        """What the runs were trained with: seeds, profile, iterations, batch, data, wall time, device."""
+        seeds = sorted({s for by_seed in self.runs.values() for s in by_seed})
+        extras = [r.get("extra") or {} for r in self.rows()]
+        secs = [float(e["train_seconds"]) for e in extras if e.get("train_seconds") is not None]
+        wall = _duration(sum(secs) / len(secs)) if secs else "?"
+        patch = self.recipe("patch_size")
+        return (
+            f"grid {self.name}: {self.seeds()} per variant (seeds {', '.join(map(str, seeds))}); "
+            f"profile {self.recipe('profile')}, {self.recipe('iters')} iterations, batch "
+            f"{self.recipe('batch_size')} of {patch}×{patch} LR patches, training data "
+            f"{self.recipe('train_data')}; mean training wall time {wall} per run; device "
+            f"{_distinct(r.get('device') for r in self.rows())}"
+        )
+
+
+def grids(inputs: ReportInputs, keys: Iterable[str], scale: int, dataset: str) -> list[Grid]:
+    """The ablation grids with trained eval rows of ``keys`` at (scale, dataset), newest first.
+
+    A grid is the rows sharing a non-empty ``extra.grid``; it keeps the protocol of its newest row and, per
+    (key, seed), the newest row (a rerun replaces its older row)."""
+    keys = set(keys)
+    rows = sorted(
+        (
+            r
+            for r in inputs.rows
+            if r["kind"] == "eval" and r.get("source") == "trained" and r["key"] in keys
+            and r["scale"] == scale and r["dataset"] == dataset and (r.get("extra") or {}).get("grid")
+        ),
+        key=lambda r: (r["created_at"], r["uid"]),
+    )  # fmt: skip
+    by_grid: dict[str, list[dict]] = {}
+    for r in rows:
+        by_grid.setdefault(r["extra"]["grid"], []).append(r)
+    out = []
+    newest_first = sorted(by_grid.items(), key=lambda g: (g[1][-1]["created_at"], g[1][-1]["uid"]))[::-1]
+    for name, rs in newest_first:
+        runs: dict[str, dict[Hashable, dict]] = {}
+        for r in rs:  # oldest first: the newest row of a (key, seed) is written last
+            if r["protocol"] == rs[-1]["protocol"]:
+                runs.setdefault(r["key"], {})[r["extra"].get("seed", 0)] = r
+        out.append(Grid(name, runs))
+    return out
 
 
 def _num(text: str | None) -> float:
@@ -120,10 +224,12 @@ class Builder:
         cols = pd.MultiIndex.from_tuples(self.columns, names=["group", "field"])
 
         def part(i: int) -> pd.DataFrame:
-            data = [[r[2].get(c, (math.nan, "", None))[i] for c in self.columns] for r in self.rows]
-            return pd.DataFrame(data, index=idx, columns=cols, dtype=object if i else float)
+            # a cell is (value, marks, source[, std[, (lo, hi)]]): missing parts take _EMPTY's
+            cells = [[r[2].get(c, _EMPTY) for c in self.columns] for r in self.rows]
+            data = [[(c + _EMPTY[len(c) :])[i] for c in row] for row in cells]
+            return pd.DataFrame(data, index=idx, columns=cols, dtype=float if i in (0, 3) else object)
 
-        values, marks, sources = part(0), part(1), part(2)
+        values, marks, sources, std, ci = (part(i) for i in range(len(_EMPTY)))
         kinds = pd.Series([r[1] for r in self.rows], index=idx, name="kind")
         return ReportTable(
             self.key,
@@ -135,6 +241,8 @@ class Builder:
             kinds,
             self.notes,
             self.row_header,
+            std,
+            ci,
         )
 
 
@@ -158,8 +266,9 @@ def _ranks(values: pd.DataFrame, kinds: pd.Series) -> pd.DataFrame:
 class Context:
     """Deduplicated rows, published numbers and provenance, shared by the tables of one report."""
 
-    def __init__(self, inputs: ReportInputs) -> None:
+    def __init__(self, inputs: ReportInputs, stats: StatsOptions | None = None) -> None:
         self.inputs = inputs
+        self.stats = stats or StatsOptions()  # level, resamples and seed of every interval in the report
         self.evals = newest_evals(inputs)
         self.profiles = newest_profiles(inputs)
         self.prov = Provenance()
@@ -176,21 +285,51 @@ class Context:
     def _protocol_mark(self, protocol: str) -> str:
         return "" if protocol in ("", self.inputs.default_protocol) else PROTOCOL_MARKS.get(protocol, "¶")
 
+    def _row_mark(self, row: dict, label: str) -> str:
+        """The footnote marks of a number from ``row`` (protocol, trained), noted for the legend."""
+        mark = self._protocol_mark(row.get("protocol") or "")
+        if mark:
+            self.protocols.add(row["protocol"])
+        if row.get("source") == "trained":
+            extra = row.get("extra") or {}
+            self.trained[label] = f"profile {extra.get('profile', '?')}, {extra.get('iters', '?')} iters"
+            mark = TRAINED + mark
+        return mark
+
     def metric_cells(self, key: str, scale: int, dataset: str, group: str, label: str) -> dict:
         try:
             r = self.evals.loc[(key, scale, dataset)]
         except KeyError:
             return {}
-        row = r["row"]
-        mark = self._protocol_mark(r["protocol"])
-        if mark:
-            self.protocols.add(r["protocol"])
-        if r["source"] == "trained":
-            extra = row.get("extra") or {}
-            self.trained[label] = f"profile {extra.get('profile', '?')}, {extra.get('iters', '?')} iters"
-            mark = TRAINED + mark
-        src = self.prov.add(row)
+        mark, src = self._row_mark(r["row"], label), self.prov.add(r["row"])
         return {(group, PSNR): (r["psnr"], mark, src), (group, SSIM): (r["ssim"], mark, src)}
+
+    def grid_cells(self, grid: Grid, key: str, group: str, label: str) -> dict:
+        """PSNR/SSIM of ``key`` in ``grid``: mean over its seeds, with the std (ddof=1) from two seeds on."""
+        rows = list(grid.runs.get(key, {}).values())
+        if not rows:
+            return {}
+        marks = "".join(dict.fromkeys(m for r in rows for m in self._row_mark(r, label)))
+        src = tuple(self.prov.add(r) for r in rows)
+        cells = {}
+        for f in (PSNR, SSIM):
+            v = np.array([r[f.lower()] for r in rows], float)
+            std = float(v.std(ddof=1)) if len(v) > 1 else math.nan
+            cells[(group, f)] = (float(v.mean()), marks, src, std)
+        return cells
+
+    def shown_per_image(self, a: str, b: str, scale: int, ds: str) -> tuple[dict, dict] | str:
+        """Per-image PSNR of the rows shown for ``a`` and ``b`` at (scale, ds), or why they make no pair."""
+        try:
+            ra, rb = (self.evals.loc[(k, scale, ds)] for k in (a, b))
+        except KeyError:
+            return "not both measured"
+        if ra["protocol"] != rb["protocol"]:
+            return f"protocols differ ({ra['protocol']} vs {rb['protocol']})"
+        va, vb = per_image(ra["row"]), per_image(rb["row"])
+        if va is None or vb is None:
+            return "no per-image values"
+        return va, vb
 
     def cost_cells(self, key: str, scale: int) -> dict:
         try:

@@ -5,6 +5,8 @@ the pure :func:`reports.tables.build_report` (and :func:`reports.render.write_re
 Model names fold to one key per network through the zoo (``get_spec(name).name``: ``lmfn`` and
 ``LKA-MSM-IFM`` are ``lka-msm-ifm@mr``, ``ifm`` is ``ifm@mr``); a name the zoo does not know stays as it is.
 The store is opened with ``Store(path, readonly=True)``: a report never creates, migrates or writes a store.
+A paired interval over results that are not on the same images (:class:`reports.stats.PairingError`) becomes a
+:class:`~harness.errors.DataError` naming the store.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from harness.data import canonical_dataset
-from harness.errors import MissingFileError, StoreError, UnknownModelError, UsageError
+from harness.errors import DataError, MissingFileError, StoreError, UnknownModelError, UsageError
 from harness.paths import shared_dir
 from harness.settings import ABLATION_SET, BENCHMARKS, DEFAULT_PROTOCOL, DEFAULT_SCALE, DEFAULT_SET, SCALES
 from harness.store import Store
@@ -24,7 +26,8 @@ from harness.zoo import ModelSpec, get_spec
 from lmfn.cells import SCHEMES
 from lmfn.variants import PATTERNS
 from reports import render, tables
-from reports.schema import ModelInfo, Report, ReportInputs
+from reports.schema import ModelInfo, Report, ReportInputs, StatsOptions
+from reports.stats import PairingError
 
 __all__ = ["EmptyStoreError", "load_inputs", "load_published", "load_report", "model_key", "write_reports"]
 
@@ -110,15 +113,42 @@ def load_inputs(store: str | Path, published: str | Path | None = None) -> Repor
     )
 
 
+def _check_stats(stats: StatsOptions) -> None:
+    if not 0 < stats.level < 1:
+        raise UsageError(f"the confidence level must be between 0 and 1 (e.g. 0.95), got {stats.level}")
+    if stats.n_resamples < 1:
+        raise UsageError(f"the number of bootstrap resamples must be positive, got {stats.n_resamples}")
+
+
+def _compare_keys(inputs: ReportInputs, pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """``--compare`` names folded to keys; a name without eval rows in the store is a usage error."""
+    measured = {r["key"] for r in inputs.rows if r["kind"] == "eval"}
+    for name in (n for pair in pairs for n in pair):
+        if model_key(name) not in measured:
+            raise UsageError(f"cannot compare '{name}': {inputs.store} has no eval results for it")
+    return tuple((model_key(a), model_key(b)) for a, b in pairs)
+
+
 def load_report(
     store: str | Path,
     dataset: str = ABLATION_SET,
     scale: int = DEFAULT_SCALE,
     published: str | Path | None = None,
+    *,
+    compare: Iterable[tuple[str, str]] = (),
+    stats: StatsOptions | None = None,
 ) -> Report:
-    """Read ``store`` and build Tables 1-3 and the Fig. 1 points (Tables 1-2 and Fig. 1 on ``dataset``)."""
+    """Read ``store`` and build Tables 1-3 and the Fig. 1 points (Tables 1-2 and Fig. 1 on ``dataset``), plus
+    the paired differences of each ``compare`` pair of models; ``stats``: level, resamples, bootstrap seed."""
     dataset = canonical_dataset(dataset)  # an unknown set fails before the store is read
-    return tables.build_report(load_inputs(store, published), dataset, scale)
+    stats = stats or StatsOptions()
+    _check_stats(stats)
+    pairs = list(compare)
+    inputs = load_inputs(store, published)
+    try:
+        return tables.build_report(inputs, dataset, scale, stats, _compare_keys(inputs, pairs))
+    except PairingError as e:
+        raise DataError(f"{inputs.store}: {e}") from None
 
 
 def write_reports(
@@ -128,13 +158,18 @@ def write_reports(
     dataset: str = ABLATION_SET,
     scale: int = DEFAULT_SCALE,
     published: str | Path | None = None,
+    *,
+    compare: Iterable[tuple[str, str]] = (),
+    stats: StatsOptions | None = None,
 ) -> list[Path]:
     """Read ``store`` and write the report in ``formats`` (``latex``, ``html``, ``md``, ``all``) under
-    ``out``; returns the files written. The library entry for the pipeline; the command is a thin wrapper."""
+    ``out``; returns the files written. The library entry for the pipeline; the command is a thin wrapper.
+    ``compare`` and ``stats`` as for :func:`load_report`."""
     names = set(formats)
     unknown = sorted(names - {*render.FORMATS, "all"})
     if unknown:  # checked before the store is read, like the command's options
         choices = ", ".join((*render.FORMATS, "all"))
         raise UsageError(f"unknown report format '{unknown[0]}'; choose from {choices}")
     fmts = tuple(f for f in render.FORMATS if f in names or "all" in names)
-    return render.write_report(load_report(store, dataset, scale, published), out, fmts)
+    rep = load_report(store, dataset, scale, published, compare=compare, stats=stats)
+    return render.write_report(rep, out, fmts)

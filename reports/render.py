@@ -43,6 +43,11 @@ _LATEX_SPECIAL = {
     "†": r"\textsuperscript{\dag}",
     "§": r"\textsuperscript{\S}",
     "¶": r"\textsuperscript{\P}",
+    "*": r"\textsuperscript{*}",
+    "≈": r"\textsuperscript{$\approx$}",
+    "−": r"$-$",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
 }
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
@@ -64,21 +69,46 @@ class Flavor:
 
 LATEX = Flavor("latex", latex_escape, r"\textbf{%s}", r"\underline{%s}", r"\textit{%s}", "%s", "--")
 HTML = Flavor("html", html.escape, "<b>%s</b>", "<u>%s</u>", "<i>%s</i>", "<sup>%s</sup>", "–")
-# GitHub Markdown has no underline syntax but renders <ins>
-MARKDOWN = Flavor("md", lambda s: str(s).replace("|", r"\|"), "**%s**", "<ins>%s</ins>", "*%s*", "%s", "–")
+# GitHub Markdown has no underline syntax but renders <ins>; a literal * (the "resolved" mark) is escaped
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", r"\|").replace("*", r"\*")
 
 
-def format_cell(value: float, field: str, rank: int, marks: str, published: bool, fl: Flavor) -> str:
-    """One cell: number at the field's precision, bold/underline by rank, italic if published, then marks."""
+MARKDOWN = Flavor("md", _md_escape, "**%s**", "<ins>%s</ins>", "*%s*", "%s", "–")
+PLAIN = Flavor("text", str, "%s", "%s", "%s", "%s", "–")  # a terminal table (the command's --compare output)
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"{value:+.{digits}f}".replace("-", "−")  # a difference shows its sign, with a true minus
+
+
+def format_cell(
+    value: float,
+    field: str,
+    rank: int,
+    marks: str,
+    published: bool,
+    fl: Flavor,
+    std: float = math.nan,
+    ci: tuple[float, float] | None = None,
+) -> str:
+    """One cell: number at the field's precision, bold/underline by rank, italic if published, "± std" over
+    seeds, then marks; a difference with an interval reads ``−0.12 [−0.20, −0.05]``."""
     if value is None or math.isnan(value):
         return fl.dash
-    text = f"{value:.{DIGITS[field]}f}"
+    digits = DIGITS[field]
+    text = f"{value:.{digits}f}"
     if rank == 1:
         text = fl.bold % text
     elif rank == 2:
         text = fl.underline % text
     if published:
         text = fl.italic % text
+    if ci is not None:
+        lo, hi = (_signed(v, digits) for v in ci)
+        text = fl.escape(f"{_signed(value, digits)} [{lo}, {hi}]")
+    elif std is not None and not math.isnan(std):
+        text += fl.escape(f" ± {std:.{digits}f}")
     return text + "".join(fl.mark % fl.escape(m) for m in marks)
 
 
@@ -88,10 +118,18 @@ def cell_frame(t: ReportTable, fl: Flavor = MARKDOWN) -> pd.DataFrame:
     for i in range(len(t.values)):
         published = t.row_kind.iloc[i] == "published"
         for j, col in enumerate(t.values.columns):
+            std = t.std.iat[i, j] if t.std is not None else math.nan
+            ci = t.ci.iat[i, j] if t.ci is not None else None
             out.iat[i, j] = format_cell(
-                t.values.iat[i, j], col[1], int(t.rank.iat[i, j]), t.marks.iat[i, j], published, fl
+                t.values.iat[i, j], col[1], int(t.rank.iat[i, j]), t.marks.iat[i, j], published, fl, std, ci
             )
     return out
+
+
+def _title(titles: dict[int, str], src: int | tuple | None) -> str:
+    """A cell's provenance title: one source, or each run of a mean over seeds."""
+    srcs = src if isinstance(src, tuple) else (src,)
+    return " | ".join(t for t in (titles.get(s, "") for s in srcs) if t)
 
 
 def _provenance_titles(prov: pd.DataFrame) -> dict[int, str]:
@@ -125,7 +163,7 @@ def grid(t: ReportTable, fl: Flavor, titles: dict[int, str] | None = None) -> di
                 "label": fl.escape(label),
                 "kind": t.row_kind.iloc[i],
                 "cells": cells.iloc[i].tolist(),
-                "titles": [html.escape((titles or {}).get(s, ""), quote=True) for s in srcs],
+                "titles": [html.escape(_title(titles or {}, s), quote=True) for s in srcs],
             }
         )
     return {
@@ -172,6 +210,7 @@ def render_markdown(rep: Report, figure_file: str | None) -> str:
         .get_template("report.md.j2")
         .render(
             tables=[grid(t, MARKDOWN) for t in rep.tables],
+            comparisons=grid(rep.comparisons, MARKDOWN) if rep.comparisons else None,
             figure=figure_file,
             figure_caption=MARKDOWN.escape(rep.figure_caption),
             figure_notes=[MARKDOWN.escape(n) for n in rep.figure_notes],
@@ -188,6 +227,7 @@ def render_html(rep: Report, png: bytes | None, generated: str) -> str:
         .get_template("report.html.j2")
         .render(
             tables=[grid(t, HTML, titles) for t in rep.tables],
+            comparisons=grid(rep.comparisons, HTML, titles) if rep.comparisons else None,
             figure_b64=base64.b64encode(png).decode("ascii") if png else None,
             figure_caption=html.escape(rep.figure_caption),
             figure_notes=[html.escape(n) for n in rep.figure_notes],
@@ -200,9 +240,11 @@ def render_html(rep: Report, png: bytes | None, generated: str) -> str:
 
 
 def render_latex(rep: Report, figure_file: str | None) -> dict[str, str]:
-    """File name -> text: one file per table, the figure file and a main.tex that \\input's them all."""
+    """File name -> text: one file per table (and the comparisons), the figure file and a main.tex that
+    \\input's them all."""
     env = _env(latex=True)
-    files = {f"{t.key}.tex": env.get_template("table.tex.j2").render(t=grid(t, LATEX)) for t in rep.tables}
+    tables = [*rep.tables, *([rep.comparisons] if rep.comparisons else [])]
+    files = {f"{t.key}.tex": env.get_template("table.tex.j2").render(t=grid(t, LATEX)) for t in tables}
     files[f"{FIG_STEM}.tex"] = env.get_template("figure.tex.j2").render(
         figure=figure_file,
         caption=latex_escape(rep.figure_caption),

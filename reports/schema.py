@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 PARAMS, FLOPS, PSNR, SSIM = "Params (K)", "FLOPs (G)", "PSNR", "SSIM"
-DIGITS = {PARAMS: 0, FLOPS: 1, PSNR: 2, SSIM: 4}  # shown precision; ranks compare these rounded values
+DELTA = "Δ PSNR vs LMFN"  # Tables 1-2 with grid rows: paired difference to LMFN with its interval
+DIFF, SEEDS, IMAGES = "Δ PSNR", "Seeds", "Images"  # the Comparisons table
+# shown precision; ranks compare these rounded values
+DIGITS = {PARAMS: 0, FLOPS: 1, PSNR: 2, SSIM: 4, DELTA: 2, DIFF: 2, SEEDS: 0, IMAGES: 0}
 RANKED = (PSNR, SSIM)
 
 
@@ -44,6 +47,15 @@ class ReportInputs:
     schemes: tuple[tuple[str, str], ...]  # Table 2 rows: (IFF scheme, key)
 
 
+@dataclass(frozen=True)
+class StatsOptions:
+    """How report intervals are made: confidence level, bootstrap resamples and the (fixed) bootstrap seed."""
+
+    level: float = 0.95
+    seed: int = 0
+    n_resamples: int = 10_000
+
+
 @dataclass
 class ReportTable:
     key: str
@@ -51,10 +63,12 @@ class ReportTable:
     values: pd.DataFrame  # index (block, row label); columns (group, field); NaN = missing
     rank: pd.DataFrame
     marks: pd.DataFrame
-    sources: pd.DataFrame
+    sources: pd.DataFrame  # provenance id per cell (a tuple of ids for a mean over seeds)
     row_kind: pd.Series  # "measured" | "published"
     notes: list[str] = field(default_factory=list)
     row_header: str = "Model"
+    std: pd.DataFrame | None = None  # same shape: std over seeds (shown as "mean ± std"); NaN = none
+    ci: pd.DataFrame | None = None  # same shape: (lo, hi) of a difference's interval; None = none
 
 
 @dataclass
@@ -65,3 +79,4 @@ class Report:
     figure_notes: list[str]
     provenance: pd.DataFrame
     store: str
+    comparisons: ReportTable | None = None  # `report --compare A B`: paired differences, when asked for

@@ -2,7 +2,9 @@
 
 The store is built here with ``Store.add``; every expected cell below follows by hand from those inputs
 (newest row wins, the model's paper protocol is preferred, ranks on shown precision).
-``tests/golden/report.md`` holds the full Markdown of the same store (regenerate with
+A second store holds an ablation grid (3 variants x 2 seeds with per-image PSNR) and Table 3 rows with
+per-image values: mean ± std, the paired intervals, their marks and notes, and the Comparisons table.
+``tests/golden/report.md`` holds the full Markdown of the first store (regenerate with
 ``LMFN_BENCH_UPDATE_GOLDEN=1`` and review the diff). The LaTeX is compiled with pdflatex and the HTML
 screenshotted with headless Chromium where they are installed.
 """
@@ -16,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from report_fixtures import LMFN, _eval
+from report_fixtures import LMFN, _eval, _run, grid_values
 
+from harness.errors import DataError
 from harness.store import Store
 from reports.inputs import load_report, model_key
 from reports.render import MARKDOWN, cell_frame, render_latex, render_markdown, write_report
+from reports.stats import paired_bootstrap
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -214,3 +218,111 @@ def test_unknown_model_names_are_kept(tmp_path: Path, published: Path) -> None:
     assert t3.values.droplevel("block").loc["my.module:factory", ("Set5", "PSNR")] == 30.0
 
 
+# ---------------------------------------------------------------------------------------------------------
+# ablation grids: mean ± std over seeds, paired intervals to LMFN, Table 3's ≈, the Comparisons table
+
+
+def _delta(iv) -> str:
+    """A difference cell written out by hand: sign, 2 decimals, true minus signs."""
+    signed = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
+    return f"{signed(iv.mean)} [{signed(iv.lo)}, {signed(iv.hi)}]"
+
+
+def test_grid_table1_mean_std_and_intervals(grid_report) -> None:
+    g = grid_values()
+    t1 = grid_report.tables[0]
+    v, std = t1.values.droplevel("block"), t1.std.droplevel("block")
+    lka = [np.mean(list(g["lka"][s].values())) for s in (0, 1)]  # the rerun row and grid g0 are ignored
+    assert v.loc["LKA", ("Manga109", "PSNR")] == pytest.approx(np.mean(lka))
+    assert std.loc["LKA", ("Manga109", "PSNR")] == pytest.approx(np.std(lka, ddof=1))
+    assert v.loc["LKA", ("Manga109", "SSIM")] == pytest.approx(0.9052)
+    lka_iv, msm_iv = (paired_bootstrap(g[m], g[LMFN]) for m in ("lka", "msm"))
+    assert lka_iv.method == "seeds+images" and lka_iv.hi < 0 and lka_iv.resolved  # -0.25 .. -0.35 per image
+    assert msm_iv.lo < 0 < msm_iv.hi and not msm_iv.resolved  # per-image differences of both signs
+    assert v.loc["LKA", ("Manga109", "Δ PSNR vs LMFN")] == pytest.approx(lka_iv.mean)
+    assert t1.ci.droplevel("block").loc["LKA", ("Manga109", "Δ PSNR vs LMFN")] == (lka_iv.lo, lka_iv.hi)
+
+    md = render_markdown(grid_report, None)
+    assert "| Params (K) | FLOPs (G) | Manga109 PSNR | Manga109 SSIM | Manga109 Δ PSNR vs LMFN |" in md
+    lka_row = ["–", "–", "<ins>29.72</ins> ± 0.03†", "0.9052 ± 0.0003†", _delta(lka_iv) + r"\*"]
+    assert _md_row(md, "LKA") == lka_row
+    assert _md_row(md, "MSM")[2:] == ["**30.02** ± 0.03†", "<ins>0.9080</ins> ± 0.0000†", _delta(msm_iv)]
+    assert _md_row(md, "LKA-MSM-IFM (LMFN)")[4] == "–"  # the reference itself
+    assert _delta(lka_iv) == "−0.30 [−0.32, −0.28]"
+
+
+def test_grid_notes_state_budget_seeds_level_and_what_is_resolved(grid_report) -> None:
+    t1 = grid_report.tables[0]
+    assert t1.caption.endswith(
+        "Mean ± std over 2 seeds of grid g1 (profile short, 2000 iterations); Δ PSNR vs LMFN with 95% paired "
+        "bootstrap intervals."
+    )
+    assert (
+        "Budget: grid g1: 2 seeds per variant (seeds 0, 1); profile short, 2000 iterations, batch 16 of "
+        "48×48 LR patches, training data T91+BSD200; mean training wall time 5.0 min per run; "
+        "device CPU Test."
+    ) in t1.notes  # wall time: (240 s + 360 s) / 2
+    assert "Cells: mean ± std over seeds (std with ddof=1)." in t1.notes
+    delta = next(n for n in t1.notes if n.startswith("Δ PSNR vs LMFN:"))
+    assert "95% percentile bootstrap" in delta and "resamples of seeds, then images" in delta
+    assert "bootstrap seed 0, fixed" in delta and "10,000 resamples" in delta
+    assert "* The interval excludes 0: resolved at this budget (LKA)." in t1.notes
+    assert any(n.startswith("Not resolved at this budget") and n.endswith(": MSM.") for n in t1.notes)
+    assert not any("no effect" in n for t in grid_report.tables for n in t.notes)
+    t2 = grid_report.tables[1]
+    assert "Not in grid g1 (newest single run shown, no Δ PSNR vs LMFN): Parallel." in t2.notes
+    assert t2.values.droplevel("block").loc["Parallel", ("Manga109", "PSNR")] == 29.9
+
+
+def test_grid_with_one_seed_says_images_only(tmp_path: Path, published: Path) -> None:
+    db = Store(tmp_path / "r.db")
+    g = grid_values()
+    for model in (LMFN, "lka"):
+        _run(db, model, 0, g[model][0])
+    t1 = load_report(tmp_path / "r.db", "Manga109", 4, published=published).tables[0]
+    assert "One run over 1 seed of grid g1" in t1.caption and "Cells: one seed per variant." in t1.notes
+    assert any("One seed: the interval is over images only" in n for n in t1.notes)
+    iv = paired_bootstrap({0: g["lka"][0]}, {0: g[LMFN][0]})
+    assert iv.method == "images"
+    md = cell_frame(t1, MARKDOWN).droplevel("block")
+    assert md.loc["LKA", ("Manga109", "PSNR")] == "<ins>29.70</ins>†"  # no ± with one seed
+    assert md.loc["LKA", ("Manga109", "Δ PSNR vs LMFN")] == _delta(iv) + r"\*"
+
+
+def test_grid_variant_on_other_images_is_an_error(tmp_path: Path, published: Path) -> None:
+    db = Store(tmp_path / "r.db")
+    g = grid_values()
+    _run(db, LMFN, 0, g[LMFN][0])
+    _run(db, "lka", 0, {("zebra" if k == "woman" else k): v for k, v in g["lka"][0].items()})
+    with pytest.raises(DataError, match=r"LKA vs LMFN on Manga109 ×4 \(grid g1\): seed 0: .*zebra.*woman"):
+        load_report(tmp_path / "r.db", "Manga109", 4, published=published)
+
+
+def test_table3_marks_best_not_resolved_from_second(grid_report, grid_store: Path) -> None:
+    t3 = grid_report.tables[2]
+    marks = t3.marks.xs("×4", level="block")
+    assert marks.loc["LKDN", ("Set5", "PSNR")] == "≈"  # +0.05 dB with per-image gaps of both signs
+    assert marks.loc["LKDN", ("Manga109", "PSNR")] == ""  # +0.09 .. +0.13 on every image: resolved
+    assert marks.loc["BSRN", ("Set5", "PSNR")] == "" and marks.loc["LKDN", ("Set5", "SSIM")] == ""
+    assert any(n.startswith("≈ Best and second-best PSNR of the column are not resolved") for n in t3.notes)
+    assert _md_row(render_markdown(grid_report, None), "LKDN")[2] == "**31.65**≈"
+
+
+def test_comparisons_table(grid_report) -> None:
+    c = grid_report.comparisons
+    assert list(c.values.index) == [
+        ("lka − LMFN", "Manga109 ×4"),
+        ("LKDN − BSRN", "Set5 ×4"),
+        ("LKDN − BSRN", "Manga109 ×4"),
+    ]
+    g = grid_values()
+    iv = paired_bootstrap(g["lka"], g[LMFN])
+    row = c.values.loc[("lka − LMFN", "Manga109 ×4")]
+    assert row.tolist() == [pytest.approx(iv.mean), 2, 5]  # both grid runs: seeds, then images
+    assert c.ci.loc[("lka − LMFN", "Manga109 ×4"), ("", "Δ PSNR")] == (iv.lo, iv.hi)
+    assert c.values[("", "Seeds")].tolist() == [2, 1, 1]  # LKDN / BSRN: one measured row each
+    assert c.marks[("", "Δ PSNR")].tolist() == ["*", "", "*"]
+    assert "Not resolved (the interval contains 0): LKDN − BSRN on Set5 ×4." in c.notes
+    md = render_markdown(grid_report, None)
+    assert "## Comparisons. Paired PSNR differences with 95% bootstrap intervals." in md
+    assert "| Manga109 ×4 | " + _delta(iv) + r"\* | 2 | 5 |" in md

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import typer
 from PIL import Image
+from report_fixtures import LMFN, grid_values
 from typer.testing import CliRunner
 
 from harness.cli.report import command
@@ -22,6 +23,7 @@ from harness.errors import UsageError
 from harness.store import Store
 from reports.inputs import load_report, write_reports
 from reports.render import HTML, LATEX, cell_frame, write_report
+from reports.stats import paired_bootstrap
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -211,3 +213,69 @@ def test_html_renders_in_headless_chromium(report, tmp_path: Path) -> None:
     assert (
         cell_frame(report.tables[2], LATEX).xs("×4", level="block").loc["VapSR", ("Set5", "SSIM")] == "0.8978"
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ablation grids and --compare
+
+
+def test_grid_report_in_latex_and_html(grid_report, tmp_path: Path) -> None:
+    write_report(grid_report, tmp_path, ("latex", "html"))
+    t1 = (tmp_path / "latex" / "table1.tex").read_text()
+    assert r"\underline{29.72} $\pm$ 0.03\textsuperscript{\dag}" in t1
+    assert r"$-$0.30 [$-$0.32, $-$0.28]\textsuperscript{*}" in t1 and r"$\Delta$ PSNR vs LMFN" in t1
+    assert r"\input{comparisons}" in (tmp_path / "latex" / "main.tex").read_text()
+    t3 = (tmp_path / "latex" / "table3.tex").read_text()
+    assert r"\textbf{31.65}\textsuperscript{$\approx$}" in t3
+    page = (tmp_path / "report.html").read_text()
+    assert "<u>29.72</u> ± 0.03<sup>†</sup>" in page and "−0.30 [−0.32, −0.28]<sup>*</sup>" in page
+    assert "<h2>Comparisons. Paired PSNR differences" in page and "<b>31.65</b><sup>≈</sup>" in page
+    assert 'title="#' in page and " | #" in page  # a mean over seeds names every run it came from
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+        cwd=tmp_path / "latex",
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Missing character" not in (tmp_path / "latex" / "main.log").read_text(errors="replace")
+
+
+def test_cli_compare_prints_and_writes_the_comparisons(grid_store: Path, tmp_path: Path) -> None:
+    args = ["report", "--store", str(grid_store), "--out", str(tmp_path), "-f", "md"]
+    args += ["--compare", "lka", "lmfn", "--compare", "lkdn", "bsrn"]
+    args += ["--ci-level", "0.9", "--bootstrap-seed", "3"]
+    res = CliRunner().invoke(_cli(), args)
+    assert res.exit_code == 0, res.output
+    g = grid_values()
+    iv = paired_bootstrap(g["lka"], g[LMFN], level=0.9, seed=3)
+    signed = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
+    cell = f"{signed(iv.mean)} [{signed(iv.lo)}, {signed(iv.hi)}]*"
+    assert "lka − LMFN" in res.output and cell in res.output and "LKDN − BSRN" in res.output
+    assert "90% bootstrap intervals" in res.output and str(tmp_path / "report.md") in res.output
+    md = (tmp_path / "report.md").read_text()
+    assert "## Comparisons. Paired PSNR differences with 90% bootstrap intervals." in md
+    assert cell.replace("*", r"\*") in md and "bootstrap seed 3, fixed" in md
+    assert "90% paired bootstrap intervals" in md  # Tables 1-2 use the same level
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--compare", "lka"], "--compare takes two model names"),
+        (["--compare", "lka", "lmfn", "extra"], "--compare takes two model names"),
+        (["stray"], "unexpected argument 'stray'"),
+        (["--compare", "lka", "nosuch"], "cannot compare 'nosuch'"),
+        (["--ci-level", "1.5"], "--ci-level must be between 0 and 1"),
+    ],
+)
+def test_cli_compare_errors_are_one_line(grid_store: Path, tmp_path: Path, args: list, needle: str) -> None:
+    out = tmp_path / "o"
+    res = CliRunner().invoke(_cli(), ["report", "--store", str(grid_store), "--out", str(out), *args])
+    text = res.stderr if hasattr(res, "stderr") else res.output
+    assert res.exit_code == 2 and needle in text and "Traceback" not in text, text
+    assert len([ln for ln in text.strip().splitlines() if ln.strip()]) == 1, text
+    assert not out.exists()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from harness.cli import ablate, models, pipeline, profile, report, store, train
 from harness.cli import eval as eval_cmd
-from harness.cli import models, pipeline, profile, report, store, train
 
 app = typer.Typer(
     help="Benchmark and ablation harness for efficient single-image super-resolution, built around LMFN.",
@@ -17,6 +17,7 @@ app.command("models")(models.command)
 app.command("eval")(eval_cmd.command)
 app.command("profile")(profile.command)
 app.command("train")(train.command)
+app.command("ablate")(ablate.command)
 app.command("report")(report.command)
 app.command("pipeline")(pipeline.command)
 app.add_typer(store.app, name="store")
