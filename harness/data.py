@@ -85,6 +85,23 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
+SSIM_WINDOW = 11  # the protocol's SSIM window (metrics.ssim): the shaved image must hold one
+
+
+def check_evaluable(hr: np.ndarray, scale: int, where: str) -> np.ndarray:
+    """The mod-cropped HR if it survives the protocol at ``scale`` (``scale`` pixels shaved per edge, then an
+    11x11 SSIM window), else a DataError naming the image and its size: such an image is an error, never a
+    NaN in the set's mean (the choice documented in README, Protocol)."""
+    h, w = hr.shape[:2]
+    need = SSIM_WINDOW + 2 * scale
+    if h < need or w < need:
+        raise DataError(
+            f"image {where} is {w}x{h} after cropping to a multiple of {scale}: too small to evaluate at "
+            f"x{scale} (needs at least {need}x{need}: {scale} pixels shaved per edge, an 11x11 SSIM window)"
+        )
+    return hr
+
+
 def to_rgb(img: np.ndarray) -> np.ndarray:
     """HxW gray -> HxWx3 with equal channels (what a network sees); RGB unchanged."""
     return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
@@ -213,7 +230,7 @@ def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = Non
     if not files:
         raise DataError(f"no images in {hr_dir}")
     for p in files:
-        hr = modcrop(read_image(p), scale)
+        hr = check_evaluable(modcrop(read_image(p), scale), scale, str(p))
         ready = _ready_lr(hr_dir, p, scale)
         if ready is not None:
             lr = read_image(ready)

@@ -41,6 +41,10 @@ class MissingCheckpointError(HarnessError, RuntimeError):
     """A model with learnable weights and no checkpoint to evaluate."""
 
 
+class NonFiniteResultError(HarnessError, RuntimeError):
+    """A model output or a measurement that is NaN or infinite: never stored, never printed as a number."""
+
+
 class StoreError(HarnessError, RuntimeError):
     """A results store that cannot be opened, read or written."""
 

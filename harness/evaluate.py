@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from harness.data import benchmark_pairs, canonical_dataset, to_rgb
+from harness.errors import NonFiniteResultError
 from harness.metrics import check_protocol, psnr_ssim
 
 
@@ -67,6 +68,12 @@ def evaluate_model(
         t = time.perf_counter()
         sr = super_resolve(model, pair.lr, scale, device)
         fwd += time.perf_counter() - t
+        if not np.isfinite(sr).all():  # NaN cast to uint8 would score as a black image: a believable number
+            name = getattr(getattr(model, "zoo_info", None), "name", type(model).__name__)
+            raise NonFiniteResultError(
+                f"model {name} returned NaN/inf for image {pair.name} of {dataset} x{scale} (broken weights?); "
+                "nothing was stored"
+            )
         p, s = psnr_ssim(sr, pair.hr, scale, protocol)
         rows.append({"image": pair.name, "psnr": p, "ssim": s})
         if on_image is not None:

@@ -12,6 +12,7 @@ when opened for writing; read-only opens (reports, merge sources) never write.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import uuid
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness import provenance
-from harness.errors import StoreError
+from harness.errors import NonFiniteResultError, StoreError
 from harness.settings import DEFAULT_STORE
 
 __all__ = ["DEFAULT_STORE", "KEY_COLS", "Store"]
@@ -53,6 +54,29 @@ KEY_COLS = ("kind", "model", "scale", "dataset", "protocol", "source", "checkpoi
 SCHEMA_VERSION = 2  # 1: key without source; 2: source in the key
 _INDEX = f"CREATE UNIQUE INDEX IF NOT EXISTS results_key_v2 ON results({', '.join(KEY_COLS)})"
 _JSON_COLS = ("metrics", "versions", "extra")
+
+
+def _nonfinite(value: object, path: str) -> str | None:
+    """The path of the first NaN/inf number inside ``value`` (dicts and lists walked), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _nonfinite(v, f"{path}.{k}")
+        if found:
+            return found
+    return None
+
+
+def _check_finite(row: dict) -> None:
+    """Only finite numbers are stored: a NaN row would replace a good one and poison every mean."""
+    for col in ("psnr", "ssim", "metrics", "extra"):
+        bad = _nonfinite(row.get(col), col)
+        if bad:
+            raise NonFiniteResultError(
+                f"not stored: {bad} of {row.get('model', '?')} x{row.get('scale', '?')} "
+                f"{row.get('dataset', '')} is not a finite number"
+            )
 
 
 class Store:
@@ -115,6 +139,7 @@ class Store:
         """Write one result atomically (provenance filled in where absent); returns the row as written."""
         if self.readonly:
             raise StoreError(f"{self.path} was opened read-only")
+        _check_finite(row)
         row = dict(row)
         row.setdefault("source", "measured")  # the column default, spelled out: it is part of the key
         row.setdefault("uid", uuid.uuid4().hex)

@@ -276,6 +276,21 @@ def test_local_grid_sigkill_then_rerun_finishes_every_run_once(tmp_path, data, t
     states = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.exit_code == 0 and [s["state"] for s in states] == ["done"] * 4
     assert {(s["variant"], s["seed"]) for s in states} == {(v, s) for v in ("lka", "msm") for s in (0, 1)}
+    _report_shows_the_spread_and_the_interval(tmp_path)
+
+
+def _report_shows_the_spread_and_the_interval(tmp_path: Path) -> None:
+    """Table 1 from the merged store: mean ± std over the 2 seeds; the paired interval of lka vs msm."""
+    out = tmp_path / "report"
+    r = runner.invoke(app, ["report", "--store", str(tmp_path / "main.db"), "-f", "md", "--out", str(out),
+                            "--ablation-dataset", "Set5", "--scale", "2", "--compare", "lka", "msm"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text()
+    lka = next(ln for ln in md.splitlines() if ln.startswith("| LKA |"))
+    assert lka.count("±") == 2, lka  # PSNR and SSIM over seeds
+    assert "over 2 seeds" in md
+    comparison = next(ln for ln in md.splitlines() if ln.startswith("| Set5 ×2 |"))
+    assert "[" in comparison and comparison.endswith("| 2 | 3 |"), comparison  # 2 seeds, then 3 images each
 
 
 # ----------------------------------------------------------------------------------------------- SLURM path

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -252,3 +253,59 @@ def test_a_device_that_is_not_there_is_one_line_before_any_work(tmp_path: Path, 
     for cmd in (["eval", "-m", "bicubic"], ["profile", "-m", "bicubic"]):
         res = runner.invoke(app, [*cmd, "--device", device, "--store", str(store)])
         _assert_clean_failure(res, store, device)
+
+
+def _nan_model(scale: int) -> torch.nn.Module:
+    """A 'checkpoint' with NaN weights: every output pixel is NaN."""
+    from harness.bicubic_model import Bicubic
+
+    class Broken(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up = Bicubic(scale)
+            self.w = torch.nn.Parameter(torch.tensor(float("nan")))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.up(x) * self.w
+
+    return Broken()
+
+
+def test_nan_output_is_an_error_naming_model_and_image_and_nothing_is_stored(tmp_path: Path) -> None:
+    # was: NaN cast to black scored 7.6 dB and was stored as the model's number
+    _make_set(tmp_path / "data")
+    store = tmp_path / "r.db"
+    Store(store).add({"kind": "eval", "model": "tests.test_cli_errors:_nan_model", "scale": 2, "dataset": "Set5",
+                      "protocol": "basicsr", "psnr": 30.0, "ssim": 0.9})  # fmt: skip
+    before = Store(store).rows()
+    ckpt = tmp_path / "nan.pth"
+    torch.save({"params": _nan_model(2).state_dict()}, ckpt)
+    res = runner.invoke(app, ["eval", "-m", "tests.test_cli_errors:_nan_model", "-s", "2", "-d", "Set5",
+                              "--checkpoint", str(ckpt), "--data-root", str(tmp_path / "data"), "--store",
+                              str(store), "--json"])  # fmt: skip
+    assert res.exit_code == 2 and "NaN" in res.output and "img0" in res.output, res.output
+    assert "Traceback" not in res.output and res.stdout.strip() == ""
+    assert Store(store).rows() == before  # the good row is untouched
+
+
+@pytest.mark.parametrize("size", [(8, 8), (8, 2000), (18, 40)])
+def test_an_image_too_small_for_the_shave_is_an_error_naming_it(tmp_path: Path, size: tuple[int, int]) -> None:
+    # was: 2000x8 or 8x8 at x4 turned the set's mean into NaN, printed as `NaN` (invalid JSON) and stored
+    hr = _make_set(tmp_path / "data", n=1, size=(40, 40))
+    Image.fromarray(np.zeros((*size, 3), dtype=np.uint8)).save(hr / "tiny.png")
+    store = tmp_path / "r.db"
+    res = _run(["eval", "-m", "bicubic", "-s", "4", "-d", "Set5", "--data-root", str(tmp_path / "data"),
+                "--json"], store)  # fmt: skip
+    _assert_clean_failure(res, store, "tiny.png", f"{size[1] // 4 * 4}x{size[0] // 4 * 4}", "too small")
+
+
+def test_the_store_refuses_non_finite_numbers(tmp_path: Path) -> None:
+    from harness.errors import NonFiniteResultError
+
+    db = Store(tmp_path / "r.db")
+    key = {"kind": "eval", "model": "m", "scale": 4, "dataset": "Set5", "protocol": "basicsr"}
+    db.add({**key, "psnr": 30.0, "ssim": 0.9})
+    for bad in ({"psnr": float("nan")}, {"psnr": float("inf")}, {"metrics": {"per_image": [{"psnr": float("nan")}]}}):
+        with pytest.raises(NonFiniteResultError, match="not a finite number"):
+            db.add({**key, "psnr": 31.0, "ssim": 0.9, **bad})
+    assert [r["psnr"] for r in db.rows()] == [30.0]  # a NaN never replaces a finite row

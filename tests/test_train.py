@@ -377,3 +377,35 @@ def test_trained_rows_and_checkpoint_reload(data_root, tmp_path, torch_globals):
     again = evaluate_model(model, "Set5", 4, data_root)
     assert again.psnr == pytest.approx(final["psnr"], abs=1e-9) == res.final[0]["psnr"]
     assert res.curve == [(2, train_rows[0]["psnr"]), (4, train_rows[1]["psnr"])]
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_new_run_never_overwrites_an_existing_one(tmp_path, torch_globals):
+    # was: `train` into an --out holding a run, without --resume, silently replaced its model and state
+    out = tmp_path / "run"
+    base = ["train", "--variant", "lkdn", "--profile", "smoke", "--scale", "2", "--train-data", "default",
+            "--val-dataset", "none", "--no-store", "--out", str(out), "--threads", "1"]  # fmt: skip
+    r = CliRunner().invoke(_app(), [*base, "--iters", "4"])
+    assert r.exit_code == 0, r.output
+    before = _tree(out)
+    assert {MODEL_FILE, STATE_FILE} <= set(before)
+    r = CliRunner().invoke(_app(), [*base, "--iters", "2"])
+    assert r.exit_code == 2 and "--resume" in r.output and "--overwrite" in r.output, r.output
+    assert "Traceback" not in r.output and _tree(out) == before  # nothing touched
+    # another instance of the class: the library entry refuses too (a second run started from a script)
+    cfg = TrainConfig.from_profile("lkdn", "smoke", scale=2, iters=2, train_data=["default"], val_dataset="none",
+                                   store="", out=str(out))  # fmt: skip
+    with pytest.raises(UsageError, match="already holds a training run"):
+        train(cfg, echo=lambda m: None)
+    assert _tree(out) == before
+    r = CliRunner().invoke(_app(), [*base, "--iters", "2", "--resume", "--overwrite"])
+    assert r.exit_code == 2 and "give only one of them" in r.output
+    # --overwrite starts from scratch: a 2-iteration run, its log holding one start
+    r = CliRunner().invoke(_app(), [*base, "--iters", "2", "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert read_state(out / STATE_FILE)["iteration"] == 2
+    starts = [ln for ln in (out / "log.jsonl").read_text().splitlines() if '"event": "start"' in ln]
+    assert len(starts) == 1

@@ -199,7 +199,10 @@ def train_and_mark(
             log.flush()
 
         try:
-            res = train(cfg, resume=(run.dir / STATE_FILE).is_file(), echo=echo)
+            resume = (run.dir / STATE_FILE).is_file()
+            # no state: a fresh attempt of a run this process holds the lock of (a kill may have left a model
+            # file written just before its state)
+            res = train(cfg, resume=resume, overwrite=not resume, echo=echo)
         except Exception as e:
             echo(traceback.format_exc())
             info = {"error": _one_line(e), "time": now()}

@@ -19,7 +19,7 @@ EVAL_JSON_KEYS = (
 
 
 def json_line(obj: dict[str, Any]) -> None:
-    print(json.dumps(obj), flush=True)
+    print(json.dumps(obj, allow_nan=False), flush=True)  # NaN is not JSON; the store refuses it anyway
 
 
 def eval_json(row: dict) -> None:

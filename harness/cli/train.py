@@ -100,6 +100,10 @@ ResumeOpt = _opt(
     "ones (e.g. --iters).",
     "--resume",
 )
+OverwriteOpt = _opt(
+    bool, "Start a new run in an --out that already holds one, deleting its model, state and log first.",
+    "--overwrite",
+)
 InitOpt = _opt(
     Path | None, "Warm start: copy every tensor of this checkpoint that matches by name and shape.", "--init"
 )
@@ -216,6 +220,7 @@ def command(
     workers: WorkersOpt = None,
     out_dir: OutOpt = None,
     resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
     init: InitOpt = None,
     init_distill: InitDistillOpt = None,
     distill_teacher: TeacherOpt = None,
@@ -253,7 +258,7 @@ def command(
         flags, recipe, parse_sets(sets or []), defaults=defaults, resume=out_dir if resume else None
     )
     with _bars(cfg) as (on_data, on_step):
-        res = run_training(cfg, resume=resume, echo=echo, on_step=on_step, on_data=on_data)
+        res = run_training(cfg, resume=resume, overwrite=overwrite, echo=echo, on_step=on_step, on_data=on_data)
     _print_result(res, json_out)
     if res.reason == "signal":
         raise typer.Exit(130)

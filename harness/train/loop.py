@@ -371,16 +371,22 @@ def train(
     cfg: TrainConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     model: nn.Module | None = None,
     echo: Callable[[str], None] | None = None,
     on_step: StepCallback | None = None,
     on_data: Callable[[int, int, str], None] | None = None,
 ) -> TrainResult:
-    """Train per ``cfg`` (``model`` replaces the zoo build, for tests); see :mod:`harness.train`."""
+    """Train per ``cfg`` (``model`` replaces the zoo build, for tests); see :mod:`harness.train`. A new run
+    into a folder that holds one needs ``overwrite`` (else: UsageError naming --resume / --overwrite)."""
     if not cfg.train_data:
         cfg.train_data = resolve_sources(None, cfg.data_root)
     if resume and cfg.init:
         raise UsageError("--resume continues a run; --init starts a new one: give only one of them")
+    if resume and overwrite:
+        raise UsageError("--resume continues the run in --out; --overwrite replaces it: give only one of them")
+    if not resume:
+        state.claim_run_folder(cfg.out, overwrite)
     try:
         trainer = Trainer(cfg, model=model, echo=echo, on_data=on_data, resume=resume)
     except HarnessError:

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from harness.errors import CheckpointMismatchError, MissingFileError
+from harness.errors import CheckpointMismatchError, MissingFileError, UsageError
 from harness.train.distributed import Dist
 
 MODEL_FILE = "net_g_latest.pth"
@@ -119,6 +119,21 @@ def provenance_extra(
         "batch_size": config.get("batch_size"),
         "patch_size": config.get("patch_size"),
     }
+
+
+def claim_run_folder(out: str | Path, overwrite: bool = False) -> None:
+    """A new run never silently replaces another: a folder holding a model or training state is an error
+    naming ``--resume`` and ``--overwrite``; with ``overwrite`` (rank 0 only) the old run's files go first."""
+    out = Path(out)
+    found = [f for f in (MODEL_FILE, STATE_FILE) if (out / f).exists()]
+    if found and not overwrite:
+        raise UsageError(
+            f"{out} already holds a training run ({', '.join(found)}): continue it with --resume, or start "
+            "again from scratch with --overwrite"
+        )
+    if found and int(os.environ.get("RANK", "0")) == 0:
+        for f in (MODEL_FILE, STATE_FILE, LOG_FILE):
+            (out / f).unlink(missing_ok=True)
 
 
 def run_provenance(checkpoint: str | Path) -> dict[str, Any] | None:
