@@ -93,9 +93,16 @@ class Store:
             return
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-            self._migrate(con)
+        try:
+            with self._connect() as con:
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables and "results" not in tables:  # someone else's database: never add a table to it
+                    raise StoreError(f"{self.path} is another program's database, not a results store")
+                con.executescript(_SCHEMA)
+                self._check(con)  # a foreign `results` table is not ours to write into
+                self._migrate(con)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a results store ({e})") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -140,34 +147,23 @@ class Store:
         if self.readonly:
             raise StoreError(f"{self.path} was opened read-only")
         _check_finite(row)
-        row = dict(row)
-        row.setdefault("source", "measured")  # the column default, spelled out: it is part of the key
-        row.setdefault("uid", uuid.uuid4().hex)
-        row.setdefault("created_at", provenance.now())
-        row.setdefault("code_rev", provenance.code_revision())
-        row.setdefault("versions", provenance.versions())
+        row = _prepared(row)
+        with self._transaction() as con:
+            _write(con, row, replace)
         for c in _JSON_COLS:
-            if not isinstance(row.get(c, "{}"), str):
-                row[c] = json.dumps(row[c], sort_keys=True)
-        cols = list(row)
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-        sql = f"{verb} INTO results ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+            row[c] = json.loads(row[c]) if c in row else {}
+        return row
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                if replace:  # a re-measurement replaces the row with the same key
-                    con.execute(
-                        "DELETE FROM results WHERE " + " AND ".join(f"{k} IS ?" for k in KEY_COLS),
-                        [row.get(k, "" if k != "scale" else None) for k in KEY_COLS],
-                    )
-                con.execute(sql, [row[c] for c in cols])
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        for c in _JSON_COLS:
-            row[c] = json.loads(row[c]) if c in row else {}
-        return row
 
     def has(self, **key) -> bool:
         where = " AND ".join(f"{k} = ?" for k in key)
@@ -191,12 +187,69 @@ class Store:
 
     def merge_from(self, other: str | Path) -> int:
         """Copy every row of another store in (newest wins per key); returns how many rows were written."""
-        src = Store(other, readonly=True)
-        n = 0
-        for r in src.rows():
-            mine = self.rows(**{k: r[k] for k in KEY_COLS})
-            if mine and mine[-1]["created_at"] >= r["created_at"]:
-                continue
-            self.add(r, replace=True)
-            n += 1
-        return n
+        return self.merge_all([other])[0]
+
+    def merge_all(self, sources: list[str | Path]) -> list[int]:
+        """Merge several stores in one transaction: every source is opened read-only and read (so a corrupt
+        or foreign one fails before anything is written), then all rows go in, newest per key winning."""
+        batches = [Store(s, readonly=True).rows() for s in sources]
+        counts = []
+        with self._transaction() as con:
+            for rows in batches:
+                counts.append(sum(_merge_row(con, r) for r in rows))
+        return counts
+
+    @staticmethod
+    def check_writable(path: str | Path) -> None:
+        """Before any measurement: a path that cannot take rows (a folder, a corrupt or foreign file, an
+        unwritable file or folder) is a one-line StoreError, and nothing is created."""
+        p = Path(path)
+        if p.is_dir():
+            raise StoreError(f"results store {p} is a folder, not a file")
+        folder = p.parent if p.exists() else next(d for d in [p.parent, *p.parent.parents] if d.exists())
+        if p.exists():
+            Store(p, readonly=True)  # opens and checks it without writing
+            if not os.access(p, os.W_OK):
+                raise StoreError(f"results store {p} is not writable")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StoreError(f"cannot write the results store {p}: folder {folder} is not writable")
+
+
+def _prepared(row: dict) -> dict:
+    """A row as stored: provenance filled in where absent, JSON columns as text."""
+    row = dict(row)
+    row.setdefault("source", "measured")  # the column default, spelled out: it is part of the key
+    row.setdefault("uid", uuid.uuid4().hex)
+    row.setdefault("created_at", provenance.now())
+    row.setdefault("code_rev", provenance.code_revision())
+    row.setdefault("versions", provenance.versions())
+    for c in _JSON_COLS:
+        if not isinstance(row.get(c, "{}"), str):
+            row[c] = json.dumps(row[c], sort_keys=True)
+    return row
+
+
+def _key_values(row: dict) -> list:
+    return [row.get(k, "" if k != "scale" else None) for k in KEY_COLS]
+
+
+_SAME_KEY = " AND ".join(f"{k} IS ?" for k in KEY_COLS)
+
+
+def _write(con: sqlite3.Connection, row: dict, replace: bool) -> None:
+    cols = list(row)
+    verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+    if replace:  # a re-measurement replaces the row with the same key
+        con.execute(f"DELETE FROM results WHERE {_SAME_KEY}", _key_values(row))
+    con.execute(f"{verb} INTO results ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                [row[c] for c in cols])  # fmt: skip
+
+
+def _merge_row(con: sqlite3.Connection, row: dict) -> int:
+    """1 when ``row`` went in (no row with its key, or only older ones), else 0."""
+    _check_finite(row)
+    mine = con.execute(f"SELECT MAX(created_at) FROM results WHERE {_SAME_KEY}", _key_values(row)).fetchone()[0]
+    if mine is not None and mine >= row["created_at"]:
+        return 0
+    _write(con, _prepared(row), replace=True)
+    return 1

@@ -40,6 +40,7 @@ class LazyStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        Store.check_writable(self.path)  # a bad --store fails before the work, not after it
         self._db: Store | None = None
 
     def add(self, row: dict) -> dict:

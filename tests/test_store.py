@@ -152,3 +152,76 @@ def test_read_only_open_refuses_writes_and_foreign_files(tmp_path: Path) -> None
     (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(StoreError, match="not a results store"):
         Store(tmp_path / "junk.db", readonly=True)
+
+
+def _bad_stores(tmp_path: Path) -> dict[str, Path]:
+    import sqlite3
+
+    folder = tmp_path / "a-folder.db"
+    folder.mkdir()
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+    foreign = tmp_path / "foreign.db"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE accounts (id INTEGER)")
+    con.commit()
+    con.close()
+    other = tmp_path / "other-schema.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE results (id INTEGER, value REAL)")
+    con.commit()
+    con.close()
+    return {"is a folder": folder, "not a results store": corrupt, "results store (no results table": foreign,
+            "not an lmfn-bench results store": other}  # fmt: skip
+
+
+def _bytes(paths: list[Path]) -> list[bytes | None]:
+    return [p.read_bytes() if p.is_file() else None for p in paths]
+
+
+def test_a_bad_store_fails_in_one_line_before_any_measurement(tmp_path: Path, monkeypatch) -> None:
+    # was: a traceback only after the measurement finished, so the work was lost
+    from typer.testing import CliRunner
+
+    import harness.tasks
+    from harness.cli import app
+
+    calls = []
+    monkeypatch.setattr(harness.tasks, "evaluate_model", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(harness.tasks, "profile_model", lambda *a, **k: calls.append(a))
+    for needle, store in _bad_stores(tmp_path).items():
+        before = _bytes([store])
+        for cmd in (["eval", "-m", "bicubic"], ["profile", "-m", "bicubic", "--no-latency"]):
+            res = CliRunner().invoke(app, [*cmd, "--store", str(store)])
+            assert res.exit_code == 2 and needle in res.output, (cmd, res.output)
+            assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
+            assert _bytes([store]) == before
+    assert calls == []  # nothing was measured
+
+
+def test_merge_checks_every_source_first_reads_them_read_only_and_is_one_transaction(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    good = Store(tmp_path / "good.db")
+    good.add({**KEY, "psnr": 30.0})
+    target = tmp_path / "target.db"
+    Store(target).add({**KEY, "model": "other", "psnr": 1.0})
+    for needle, bad in _bad_stores(tmp_path).items():
+        if bad.is_dir():
+            continue
+        before = _bytes([target, bad, tmp_path / "good.db"])
+        # the corrupt source comes second: nothing of the first may be merged (was: a half-done merge)
+        res = CliRunner().invoke(app, ["store", "merge", str(tmp_path / "good.db"), str(bad), "--into", str(target)])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1, res.output
+        assert _bytes([target, bad, tmp_path / "good.db"]) == before  # the foreign db gets no table either
+        # and as the target
+        res = CliRunner().invoke(app, ["store", "merge", str(tmp_path / "good.db"), "--into", str(bad)])
+        assert res.exit_code == 2 and needle in res.output and _bytes([bad]) == before[1:2], res.output
+    # a read-only source merges (it is opened with mode=ro)
+    (tmp_path / "good.db").chmod(0o444)
+    res = CliRunner().invoke(app, ["store", "merge", str(tmp_path / "good.db"), "--into", str(target)])
+    assert res.exit_code == 0 and "1 rows merged" in res.output, res.output
+    assert sorted(r["model"] for r in Store(target).rows()) == ["lka-msm-ifm@mr", "other"]

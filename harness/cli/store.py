@@ -24,7 +24,7 @@ def merge(
     for s in sources:
         if not s.is_file():
             raise MissingFileError(f"store {s} does not exist")
-    db = Store(into)
-    for s in sources:
-        n = db.merge_from(s)
-        out.print(f"{s}: {n} rows merged into {into}", highlight=False)
+    Store.check_writable(into)
+    counts = Store(into).merge_all(list(sources))  # every source checked first; one transaction
+    for s, n in zip(sources, counts, strict=True):
+        out.print(f"{s}: {n} rows merged into {into}", highlight=False, soft_wrap=True)

@@ -387,6 +387,8 @@ def train(
         raise UsageError("--resume continues the run in --out; --overwrite replaces it: give only one of them")
     if not resume:
         state.claim_run_folder(cfg.out, overwrite)
+    if cfg.store:
+        Store.check_writable(cfg.store)  # before the data is read and the model built
     try:
         trainer = Trainer(cfg, model=model, echo=echo, on_data=on_data, resume=resume)
     except HarnessError:
