@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from harness.errors import DataError
-from harness.paths import DATA_ENV, cache_dir
+from harness.paths import CACHE_ENV, DATA_ENV, cache_dir
 from harness.resize import imresize
 from harness.settings import BENCHMARKS, DEFAULT_SET
 
@@ -152,9 +153,25 @@ def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
     return imresize(hr, 1.0 / scale)
 
 
+_warned_cache: list[str] = []  # the one warning of this process
+
+
+def _cache_unusable(e: OSError) -> None:
+    """An LR cache that cannot be written (a file in its place, read-only) costs speed, not the run: LR is
+    made in memory, and the user is told once which variable moves the cache."""
+    if not _warned_cache:  # once per process; the run goes on
+        _warned_cache.append(f"{e.strerror or e}: {e.filename or ''}")
+        print(f"warning: LR cache unusable ({_warned_cache[0]}); making LR in memory. Set ${CACHE_ENV} to a "
+              "writable folder to cache it.", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def cached_lr(hr: np.ndarray, scale: int, src: Path | str, fingerprint: str) -> np.ndarray:
     """LR for ``hr`` from the cache, made and stored atomically when absent or unreadable."""
-    path = _lr_cache_path(src, scale, fingerprint)
+    try:
+        path = _lr_cache_path(src, scale, fingerprint)
+    except OSError as e:  # the cache folder itself cannot be made
+        _cache_unusable(e)
+        return make_lr(hr, scale)
     if path.is_file():
         try:
             lr = read_image(path)
@@ -163,7 +180,10 @@ def cached_lr(hr: np.ndarray, scale: int, src: Path | str, fingerprint: str) -> 
         except DataError:
             pass  # a torn or foreign file: make it again
     lr = make_lr(hr, scale)
-    write_png_atomic(path, lr)
+    try:
+        write_png_atomic(path, lr)
+    except OSError as e:
+        _cache_unusable(e)
     return lr
 
 

@@ -29,7 +29,8 @@ from reports import render, tables
 from reports.schema import ModelInfo, Report, ReportInputs, StatsOptions
 from reports.stats import PairingError
 
-__all__ = ["EmptyStoreError", "load_inputs", "load_published", "load_report", "model_key", "write_reports"]
+__all__ = ["EmptyStoreError", "load_inputs", "load_published", "load_report", "model_key", "report_folder",
+           "save_report", "write_reports"]
 
 REPORTED_KINDS = ("eval", "profile")
 
@@ -171,5 +172,21 @@ def write_reports(
         choices = ", ".join((*render.FORMATS, "all"))
         raise UsageError(f"unknown report format '{unknown[0]}'; choose from {choices}")
     fmts = tuple(f for f in render.FORMATS if f in names or "all" in names)
-    rep = load_report(store, dataset, scale, published, compare=compare, stats=stats)
-    return render.write_report(rep, out, fmts)
+    out = report_folder(out)
+    return save_report(load_report(store, dataset, scale, published, compare=compare, stats=stats), out, fmts)
+
+
+def report_folder(out: str | Path) -> Path:
+    """``out`` if a report can go there: checked before the store is read (a file there is an error)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the report")
+    return out
+
+
+def save_report(rep: Report, out: Path, formats: tuple[str, ...]) -> list[Path]:
+    """:func:`reports.render.write_report` with a folder that cannot be written as a one-line error."""
+    try:
+        return render.write_report(rep, out, formats)
+    except OSError as e:
+        raise MissingFileError(f"cannot write the report to {out}: {e.strerror or e}") from None

@@ -309,3 +309,41 @@ def test_the_store_refuses_non_finite_numbers(tmp_path: Path) -> None:
         with pytest.raises(NonFiniteResultError, match="not a finite number"):
             db.add({**key, "psnr": 31.0, "ssim": 0.9, **bad})
     assert [r["psnr"] for r in db.rows()] == [30.0]  # a NaN never replaces a finite row
+
+
+@pytest.mark.parametrize("blocker", ["cache-is-a-file", "lr-is-a-file"])
+def test_an_unusable_lr_cache_falls_back_to_memory_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blocker: str
+) -> None:
+    # was: a traceback; now LR is made in memory, the numbers are the same, one warning names the variable
+    _make_set(tmp_path / "data")
+    args = ["eval", "-m", "bicubic", "-s", "2", "-d", "Set5", "--data-root", str(tmp_path / "data"), "--json"]
+    good = runner.invoke(app, [*args, "--store", str(tmp_path / "good.db")])
+    assert good.exit_code == 0, good.output
+    cache = tmp_path / "cache"
+    if blocker == "cache-is-a-file":
+        cache.write_text("not a folder")
+    else:
+        cache.mkdir()
+        (cache / "lr").write_text("not a folder")
+    monkeypatch.setenv("LMFN_BENCH_CACHE", str(cache))
+    import harness.data
+
+    monkeypatch.setattr(harness.data, "_warned_cache", [])  # the warning is once per process
+    res = runner.invoke(app, [*args, "--store", str(tmp_path / "r.db")])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("LR cache unusable") == 1 and "LMFN_BENCH_CACHE" in res.stderr, res.stderr
+    import json
+
+    assert json.loads(res.stdout)["psnr"] == json.loads(good.stdout)["psnr"]
+
+
+def test_report_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "r.db"
+    Store(store).add({"kind": "eval", "model": "bicubic", "scale": 4, "dataset": "Set5", "protocol": "basicsr",
+                      "psnr": 28.4, "ssim": 0.81})  # fmt: skip
+    target = tmp_path / "report.txt"
+    target.write_text("keep me")
+    res = runner.invoke(app, ["report", "--store", str(store), "--out", str(target)])
+    assert res.exit_code == 2 and "is a file" in res.output and "Traceback" not in res.output, res.output
+    assert target.read_text() == "keep me"

@@ -1,6 +1,6 @@
 """``lmfn-bench report``: Tables 1-3 and Fig. 1 from the results store as LaTeX, HTML and Markdown.
 
-Thin: parses the options, calls :func:`reports.inputs.load_report` and :func:`reports.render.write_report`,
+Thin: parses the options, calls :func:`reports.inputs.load_report` and :func:`reports.inputs.save_report`,
 prints the ``--compare`` differences and the files written. The ``reports`` package (pandas, jinja2,
 matplotlib, scipy) is imported only when the command runs, so ``--help`` and the other commands start
 without it.
@@ -118,13 +118,13 @@ def command(
     if not 0 < ci_level < 1:
         raise UsageError(f"--ci-level must be between 0 and 1 (e.g. 0.95), got {ci_level}")
     pairs = parse_compare(compare, compare_second)
-    from reports.inputs import load_report
-    from reports.render import write_report
+    from reports.inputs import load_report, report_folder, save_report
     from reports.schema import StatsOptions
 
     stats = StatsOptions(level=ci_level, seed=bootstrap_seed)
+    folder = report_folder(out)
     rep = load_report(store, ablation_dataset, scale, compare=pairs, stats=stats)
-    paths = write_report(rep, out, fmts)
+    paths = save_report(rep, folder, fmts)
     if rep.comparisons is not None:
         print_comparisons(rep.comparisons)
     for path in paths:
