@@ -59,6 +59,11 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode == "F":  # 32-bit float (TIFF): no faithful 8-bit reading (it used to come out as zeros)
+                raise DataError(
+                    f"image {path} holds 32-bit floats, which cannot be read faithfully as 8-bit: save it as an "
+                    "8- or 16-bit PNG"
+                )
             if im.mode in ("I;16", "I;16B", "I"):
                 arr = np.asarray(im, dtype=np.float64) / 257.0
                 return np.clip(np.round(arr), 0, 255).astype(np.uint8)
@@ -116,7 +121,13 @@ class SRPair:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    """The images of a set folder; a link that leads nowhere is an error like an unreadable file (never
+    skipped in silence: the set would shrink without a word)."""
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    for p in found:
+        if p.is_symlink() and not p.exists():
+            raise DataError(f"image {p} is a broken or looping link")
+    return [p for p in found if p.is_file()]
 
 
 def _default_images(names: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:

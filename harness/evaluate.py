@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from harness.data import benchmark_pairs, canonical_dataset, to_rgb
-from harness.errors import NonFiniteResultError
+from harness.errors import NonFiniteResultError, UsageError
 from harness.metrics import check_protocol, psnr_ssim
 
 
@@ -34,6 +35,10 @@ def _to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
     return x.unsqueeze(0).to(device)
 
 
+def _name(model: nn.Module) -> str:
+    return getattr(getattr(model, "zoo_info", None), "name", type(model).__name__)
+
+
 def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, device: str | torch.device = "cpu") -> np.ndarray:
     """One LR uint8 image -> SR float image in [0,1]-ish (unclamped) HxWx3, whole-image inference.
 
@@ -41,9 +46,12 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, device: str | to
     device = torch.device(device)
     with torch.inference_mode():
         out = model(_to_tensor(lr, device))
+    if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        raise UsageError(f"model {_name(model)} returned {type(out).__name__}, not a 1x3xHxW image tensor")
     if out.shape[-2:] != (lr.shape[0] * scale, lr.shape[1] * scale):
-        raise RuntimeError(
-            f"model returned {tuple(out.shape[-2:])} for an LR image of {lr.shape[:2]} at x{scale}"
+        raise UsageError(
+            f"model {_name(model)} returned {tuple(out.shape[-2:])} for an LR image of {lr.shape[:2]}: it does "
+            f"not upscale by {scale}"
         )
     out = out[0].float().cpu()
     return out.permute(1, 2, 0).numpy()
@@ -58,7 +66,10 @@ def evaluate_model(
     device: str | torch.device = "cpu",
     on_image: Callable[[int, int, str], None] | None = None,
 ) -> EvalResult:
-    """Mean PSNR / SSIM of ``model`` (in eval mode) over a benchmark set; ``on_image(i, n, name)`` for progress."""
+    """Mean PSNR / SSIM of ``model`` (in eval mode) over a benchmark set; ``on_image(i, n, name)`` for progress.
+
+    Identical SR and HR (PSNR +inf; BasicSR and MATLAB report infinity, they do not cap it) and NaN/inf outputs
+    are errors naming the image: a set mean is only ever made of finite per-image values."""
     check_protocol(protocol)
     t0 = time.perf_counter()
     pairs = benchmark_pairs(dataset, scale, data_root)  # reads everything first: bad data fails before any work
@@ -69,12 +80,17 @@ def evaluate_model(
         sr = super_resolve(model, pair.lr, scale, device)
         fwd += time.perf_counter() - t
         if not np.isfinite(sr).all():  # NaN cast to uint8 would score as a black image: a believable number
-            name = getattr(getattr(model, "zoo_info", None), "name", type(model).__name__)
             raise NonFiniteResultError(
-                f"model {name} returned NaN/inf for image {pair.name} of {dataset} x{scale} (broken weights?); "
+                f"model {_name(model)} returned NaN/inf for image {pair.name} of {dataset} x{scale} (broken weights?); "
                 "nothing was stored"
             )
         p, s = psnr_ssim(sr, pair.hr, scale, protocol)
+        if not math.isfinite(p):
+            raise NonFiniteResultError(
+                f"image {pair.name} of {dataset} x{scale}: the SR output equals the HR exactly, so its PSNR is "
+                "+inf (as BasicSR's calculate_psnr and MATLAB's psnr define it) and no finite set mean can "
+                "include it; remove the image (a flat image says nothing about a model) from the set"
+            )
         rows.append({"image": pair.name, "psnr": p, "ssim": s})
         if on_image is not None:
             on_image(i + 1, len(pairs), pair.name)

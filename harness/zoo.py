@@ -206,7 +206,16 @@ def build(name: str, scale: int) -> nn.Module:
     """The bare network of ``name`` at ``scale``: fresh weights, its own input range (see :func:`create`)."""
     if scale not in SCALES:
         raise UsageError(f"scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
-    return get_spec(name).builder(scale)
+    spec = get_spec(name)
+    if spec.family != "user":
+        return spec.builder(scale)
+    try:  # a user's factory: its failures are the user's to fix, said in one line
+        model = spec.builder(scale)
+    except TypeError as e:
+        raise UsageError(f"model factory '{spec.name}' cannot be called as factory(scale): {e}") from None
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"model factory '{spec.name}' returned {type(model).__name__}, not a torch nn.Module")
+    return model
 
 
 def create(

@@ -347,3 +347,55 @@ def test_report_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     res = runner.invoke(app, ["report", "--store", str(store), "--out", str(target)])
     assert res.exit_code == 2 and "is a file" in res.output and "Traceback" not in res.output, res.output
     assert target.read_text() == "keep me"
+
+
+def test_an_image_identical_to_its_sr_is_one_line_not_an_infinite_mean(tmp_path: Path) -> None:
+    # was: PSNR +inf (a flat image under bicubic) entered the set mean
+    hr = _make_set(tmp_path / "data", n=1, size=(40, 40))
+    Image.fromarray(np.full((40, 40, 3), 128, dtype=np.uint8)).save(hr / "flat.png")
+    store = tmp_path / "r.db"
+    for protocol in ("basicsr", "matlab"):
+        res = _run(["eval", "-m", "bicubic", "-s", "2", "-d", "Set5", "--protocol", protocol, "--data-root",
+                    str(tmp_path / "data"), "--json"], store)  # fmt: skip
+        _assert_clean_failure(res, store, "flat", "+inf")
+
+
+def test_a_float_tiff_is_refused_instead_of_read_as_zeros(tmp_path: Path) -> None:
+    hr = _make_set(tmp_path / "data", n=1)
+    Image.fromarray(np.random.default_rng(0).random((40, 36), dtype=np.float32) * 255).save(hr / "float.tif")
+    store = tmp_path / "r.db"
+    res = _run(["eval", "-m", "bicubic", "-s", "2", "-d", "Set5", "--data-root", str(tmp_path / "data")], store)
+    _assert_clean_failure(res, store, "float.tif", "32-bit floats")
+
+
+@pytest.mark.parametrize("target", ["loop", "nowhere"])
+def test_a_broken_or_looping_link_in_a_set_is_an_error_like_a_bad_file(tmp_path: Path, target: str) -> None:
+    hr = _make_set(tmp_path / "data")
+    link = hr / "linked.png"
+    link.symlink_to(link if target == "loop" else tmp_path / "missing.png")
+    store = tmp_path / "r.db"
+    res = _run(["eval", "-m", "bicubic", "-s", "2", "-d", "Set5", "--data-root", str(tmp_path / "data")], store)
+    _assert_clean_failure(res, store, "linked.png", "link")
+
+
+def returns_none(scale: int) -> None:
+    return None
+
+
+def takes_nothing() -> torch.nn.Module:
+    return torch.nn.Identity()
+
+
+def does_not_upscale(scale: int) -> torch.nn.Module:
+    return torch.nn.Identity()
+
+
+@pytest.mark.parametrize(
+    ("factory", "needle"),
+    [("returns_none", "returned NoneType"), ("takes_nothing", "cannot be called as factory(scale)"),
+     ("does_not_upscale", "does not upscale by 2")],
+)  # fmt: skip
+def test_a_bad_user_factory_is_one_line(tmp_path: Path, factory: str, needle: str) -> None:
+    store = tmp_path / "r.db"
+    res = _run(["eval", "-m", f"tests.test_cli_errors:{factory}", "-s", "2"], store)
+    _assert_clean_failure(res, store, needle)

@@ -409,3 +409,20 @@ def test_a_new_run_never_overwrites_an_existing_one(tmp_path, torch_globals):
     assert read_state(out / STATE_FILE)["iteration"] == 2
     starts = [ln for ln in (out / "log.jsonl").read_text().splitlines() if '"event": "start"' in ln]
     assert len(starts) == 1
+
+
+def test_resume_with_another_variant_or_scale_is_an_error_not_ignored(tmp_path, torch_globals):
+    # was: `--resume --variant X` on a run of another variant silently ignored --variant
+    out = tmp_path / "run"
+    base = ["train", "--profile", "smoke", "--train-data", "default", "--val-dataset", "none", "--no-store",
+            "--out", str(out), "--threads", "1"]  # fmt: skip
+    assert CliRunner().invoke(_app(), [*base, "--variant", "lkdn", "--scale", "2", "--iters", "2"]).exit_code == 0
+    before = _tree(out)
+    for extra, needle in ((["--variant", "msm"], "model msm"), (["--scale", "3"], "scale 3")):
+        r = CliRunner().invoke(_app(), ["train", "--resume", "--out", str(out), "--no-store", *extra])
+        assert r.exit_code == 2 and "holds a lkdn x2 run" in r.output and needle in r.output, r.output
+        assert _tree(out) == before
+    # the same network under another spelling is no mistake
+    r = CliRunner().invoke(_app(), ["train", "--resume", "--out", str(out), "--variant", "LKDN", "--iters", "3",
+                                    "--no-store", "--threads", "1"])  # fmt: skip
+    assert r.exit_code == 0, r.output

@@ -235,12 +235,28 @@ def resume_config(out: str | Path, **overrides: Any) -> TrainConfig:
     """The saved config of the run in ``out`` with the given (non-None) overrides, e.g. more ``iters``."""
     st = read_state(Path(out) / STATE_FILE)
     cfg = TrainConfig.from_json(st["config"])
+    for k in ("model", "scale", "profile"):  # what the run is: an override that differs is a mistake
+        given = overrides.pop(k, None)
+        if given is not None and _fold(k, given) != _fold(k, getattr(cfg, k)):
+            raise UsageError(
+                f"--resume: {out} holds a {cfg.model} x{cfg.scale} run (profile {cfg.profile}), not {k} "
+                f"{given}; drop the option, or start a new run in another --out"
+            )
     for k, v in overrides.items():
-        if v is not None and k not in ("model", "scale", "profile"):
+        if v is not None:
             setattr(cfg, k, v)
     cfg.out = str(out)
     cfg.validate()
     return cfg
+
+
+def _fold(key: str, value: Any) -> Any:
+    """One spelling per network (``lmfn`` = ``lka-msm-ifm@mr``), so a resume may name the model either way."""
+    if key != "model":
+        return value
+    from harness.zoo import get_spec
+
+    return get_spec(str(value)).name
 
 
 # ----------------------------------------------------------------------------------------------- recipe files
@@ -365,13 +381,13 @@ def layered_config(
     for layer in [*layers, {k: v for k, v in flags.items() if v is not None}]:
         merged.update(layer)
     cleared = [k for k, v in merged.items() if v is None]
-    model, profile = merged.pop("model", None) or "lmfn", merged.pop("profile", None) or "paper"
+    model, profile = merged.pop("model", None), merged.pop("profile", None)
     given_data = merged.pop("train_data", None)
     if resume is not None:
         merged.pop("out", None)  # the run folder is the one resumed
-        cfg = resume_config(resume, **merged)
+        cfg = resume_config(resume, model=model, profile=profile, **merged)
     else:
-        cfg = TrainConfig.from_profile(model, profile, **merged)
+        cfg = TrainConfig.from_profile(model or "lmfn", profile or "paper", **merged)
     for k in cleared:
         setattr(cfg, k, None)
     if given_data or resume is None:
