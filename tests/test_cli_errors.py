@@ -255,15 +255,19 @@ def test_a_device_that_is_not_there_is_one_line_before_any_work(tmp_path: Path, 
         _assert_clean_failure(res, store, device)
 
 
-def _nan_model(scale: int) -> torch.nn.Module:
-    """A 'checkpoint' with NaN weights: every output pixel is NaN."""
+def _inf_model(scale: int) -> torch.nn.Module:
+    return _nan_model(scale, float("inf"))
+
+
+def _nan_model(scale: int, value: float = float("nan")) -> torch.nn.Module:
+    """A 'checkpoint' with NaN (or inf) weights: every output pixel is NaN (inf)."""
     from harness.bicubic_model import Bicubic
 
     class Broken(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.up = Bicubic(scale)
-            self.w = torch.nn.Parameter(torch.tensor(float("nan")))
+            self.w = torch.nn.Parameter(torch.tensor(value))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.up(x) * self.w
@@ -271,16 +275,18 @@ def _nan_model(scale: int) -> torch.nn.Module:
     return Broken()
 
 
-def test_nan_output_is_an_error_naming_model_and_image_and_nothing_is_stored(tmp_path: Path) -> None:
+@pytest.mark.parametrize("factory", ["_nan_model", "_inf_model"])
+def test_nan_output_is_an_error_naming_model_and_image_and_nothing_is_stored(tmp_path: Path, factory: str) -> None:
     # was: NaN cast to black scored 7.6 dB and was stored as the model's number
     _make_set(tmp_path / "data")
     store = tmp_path / "r.db"
-    Store(store).add({"kind": "eval", "model": "tests.test_cli_errors:_nan_model", "scale": 2, "dataset": "Set5",
+    name = f"tests.test_cli_errors:{factory}"
+    Store(store).add({"kind": "eval", "model": name, "scale": 2, "dataset": "Set5",
                       "protocol": "basicsr", "psnr": 30.0, "ssim": 0.9})  # fmt: skip
     before = Store(store).rows()
     ckpt = tmp_path / "nan.pth"
-    torch.save({"params": _nan_model(2).state_dict()}, ckpt)
-    res = runner.invoke(app, ["eval", "-m", "tests.test_cli_errors:_nan_model", "-s", "2", "-d", "Set5",
+    torch.save({"params": globals()[factory](2).state_dict()}, ckpt)
+    res = runner.invoke(app, ["eval", "-m", name, "-s", "2", "-d", "Set5",
                               "--checkpoint", str(ckpt), "--data-root", str(tmp_path / "data"), "--store",
                               str(store), "--json"])  # fmt: skip
     assert res.exit_code == 2 and "NaN" in res.output and "img0" in res.output, res.output
@@ -288,7 +294,7 @@ def test_nan_output_is_an_error_naming_model_and_image_and_nothing_is_stored(tmp
     assert Store(store).rows() == before  # the good row is untouched
 
 
-@pytest.mark.parametrize("size", [(8, 8), (8, 2000), (18, 40)])
+@pytest.mark.parametrize("size", [(8, 8), (8, 2000), (18, 40), (3, 3)])  # (3, 3): smaller than the scale
 def test_an_image_too_small_for_the_shave_is_an_error_naming_it(tmp_path: Path, size: tuple[int, int]) -> None:
     # was: 2000x8 or 8x8 at x4 turned the set's mean into NaN, printed as `NaN` (invalid JSON) and stored
     hr = _make_set(tmp_path / "data", n=1, size=(40, 40))
