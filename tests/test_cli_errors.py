@@ -280,7 +280,7 @@ def test_nan_output_is_an_error_naming_model_and_image_and_nothing_is_stored(tmp
     # was: NaN cast to black scored 7.6 dB and was stored as the model's number
     _make_set(tmp_path / "data")
     store = tmp_path / "r.db"
-    name = f"tests.test_cli_errors:{factory}"
+    name = f"{__name__}:{factory}"  # the module as pytest imported it
     Store(store).add({"kind": "eval", "model": name, "scale": 2, "dataset": "Set5",
                       "protocol": "basicsr", "psnr": 30.0, "ssim": 0.9})  # fmt: skip
     before = Store(store).rows()
@@ -403,5 +403,5 @@ def does_not_upscale(scale: int) -> torch.nn.Module:
 )  # fmt: skip
 def test_a_bad_user_factory_is_one_line(tmp_path: Path, factory: str, needle: str) -> None:
     store = tmp_path / "r.db"
-    res = _run(["eval", "-m", f"tests.test_cli_errors:{factory}", "-s", "2"], store)
+    res = _run(["eval", "-m", f"{__name__}:{factory}", "-s", "2"], store)
     _assert_clean_failure(res, store, needle)
