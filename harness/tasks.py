@@ -232,7 +232,7 @@ class PipelineOptions:
     data_root: Path | None = None
     weights_dir: Path | None = None
     scales: tuple[int, ...] = (4,)
-    grid_iters: int = 120  # the ablation grid's budget: 10 networks, 1 seed, inside ~10 min on 2 CPU cores
+    grid_iters: int = 100  # the ablation grid's budget: 10 networks, 1 seed, inside ~10 min on 2 CPU cores
     latency: bool = False
     out_dir: Path = Path("lmfn-bench-out")
     store: Path = Path("lmfn-results.db")
