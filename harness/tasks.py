@@ -8,6 +8,7 @@ to the store one at a time, so an interrupted matrix keeps what it measured.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,14 @@ class ProfileOptions:
             warmup=LATENCY_WARMUP[kind] if self.warmup is None else self.warmup,
         )
 
+    @property
+    def input_tag(self) -> str:
+        """The FLOP protocol's input, as ``measure.profile_model`` names it (the row's ``dataset``)."""
+        return "ntire256" if self.ntire else "hd720"
+
     def device_key(self) -> str:
         where = device_name(self.device) if self.latency else "no-latency"
-        tag = "ntire256" if self.ntire else "hd720"
-        return profile_device_key(tag, where, self.dtype, self.channels_last, self.compile)
+        return profile_device_key(self.input_tag, where, self.dtype, self.channels_last, self.compile)
 
 
 def profile_matrix(
@@ -203,7 +208,7 @@ def profile_matrix(
     key = opts.device_key()
     for job in dict.fromkeys(jobs):  # the same network twice (an alias and its name) is traced once
         spec = zoo.get_spec(job.model)
-        probe = {"kind": "profile", "model": spec.name, "scale": job.scale, "dataset": key.split("|")[0],
+        probe = {"kind": "profile", "model": spec.name, "scale": job.scale, "dataset": opts.input_tag,
                  "protocol": "", "source": "measured", "checkpoint_hash": "", "device_key": key}  # fmt: skip
         if skip_existing(db, probe, force):
             res.skipped += 1
@@ -244,8 +249,6 @@ Bars = Callable[[int, str], Any]  # (total, label) -> context manager yielding a
 
 
 def _no_bars(total: int, label: str) -> Any:
-    from contextlib import nullcontext
-
     return nullcontext(Reporter())
 
 

@@ -198,6 +198,17 @@ def _text(path: Path | None) -> str | None:
     return str(path) if path else None
 
 
+def _config(
+    flags: dict[str, Any], config: Path | None, sets: list[str] | None, resume: Path | None
+) -> TrainConfig:
+    """The run's config: profile (or the resumed run's) < --config < --set < flags. A new run writes to the
+    default store unless told otherwise; a resumed one keeps its own. (--resume with --init is refused by
+    the library's train(), for every caller.)"""
+    defaults = {"device": "auto"} if resume else {"store": DEFAULT_STORE}
+    recipe = load_recipe(config) if config else {}
+    return layered_config(flags, recipe, parse_sets(sets or []), defaults=defaults, resume=resume)
+
+
 @friendly_errors
 def command(
     variant: VariantOpt = None,
@@ -238,8 +249,6 @@ def command(
     """Train a zoo model (LMFN variants, baselines) with the paper's recipe or a smaller profile."""
     if resume and out_dir is None:
         raise UsageError("--resume needs --out DIR (the run folder to continue)")
-    if resume and init is not None:
-        raise UsageError("--resume continues a run; --init starts a new one: give only one of them")
     # fmt: off
     flags: dict[str, Any] = dict(
         model=variant, scale=scale, profile=profile, iters=iters, batch_size=batch_size, patch_size=patch_size,
@@ -251,12 +260,7 @@ def command(
         init=_text(init), store="" if no_store else _text(store),
     )
     # fmt: on
-    # a new run writes to the default store unless told otherwise; a resumed one keeps its own
-    defaults = {"device": "auto"} if resume else {"store": DEFAULT_STORE}
-    recipe = load_recipe(config) if config else {}
-    cfg = layered_config(
-        flags, recipe, parse_sets(sets or []), defaults=defaults, resume=out_dir if resume else None
-    )
+    cfg = _config(flags, config, sets, out_dir if resume else None)
     with _bars(cfg) as (on_data, on_step):
         res = run_training(cfg, resume=resume, overwrite=overwrite, echo=echo, on_step=on_step, on_data=on_data)
     _print_result(res, json_out)
