@@ -38,3 +38,11 @@ def bench(session: nox.Session) -> None:
 
     for script in sorted(glob.glob("benchmarks/bench_*.py")):
         session.run("python", script, *session.posargs)
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """The prepared GPU check (benchmarks/gpu_check.py): on a machine without CUDA, its CPU plumbing run."""
+    session.install(*TORCH)
+    session.install("-e", ".")
+    session.run("python", "benchmarks/gpu_check.py", *(session.posargs or ["gpu-check-out"]))

@@ -163,6 +163,7 @@ def evaluate_matrix(
 @dataclass(frozen=True)
 class ProfileOptions:
     ntire: bool = False  # FLOPs and latency for a 256x256 LR input instead of a 1280x720 output
+    flops: bool = True  # False: params and latency only (a second precision of a model already counted)
     thop: bool = True
     latency: bool = True
     latency_size: tuple[int, int] | None = None
@@ -218,7 +219,7 @@ def profile_matrix(
         # the network as published: FLOPs and latency without the input-range adapter
         model = zoo.create(job.model, job.scale, native_range=True)
         metrics = profile_model(
-            model, job.scale, ntire=opts.ntire, thop=opts.thop, latency=opts.latency,
+            model, job.scale, ntire=opts.ntire, flops=opts.flops, thop=opts.thop, latency=opts.latency,
             latency_size=opts.latency_size, device=opts.device, dtype=opts.dtype, runs=opts.runs,
             warmup=opts.warmup, channels_last=opts.channels_last, compile=opts.compile,
         )  # fmt: skip

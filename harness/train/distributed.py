@@ -1,6 +1,7 @@
 """DistributedDataParallel under ``torchrun``: the process group and this process's device.
 
-``WORLD_SIZE > 1`` in the environment (torchrun) -> one process per GPU (nccl) or CPU process (gloo);
+Under torchrun (even with one process: the GPU check's 1-process DDP) -> one process per GPU (nccl) or CPU
+process (gloo), the model wrapped in DDP;
 ``batch_size`` is the global batch, split evenly, and rank ``r`` takes its slice of the same global sample
 sequence a single process would draw. Rank 0 alone validates, logs and writes checkpoints.
 """
@@ -27,6 +28,11 @@ class Dist:
     def main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def ddp(self) -> bool:
+        """A process group exists (torchrun): collectives and the DDP wrapper, even with one process."""
+        return self.owns_group or self.world > 1 or (dist.is_available() and dist.is_initialized())
+
 
 def default_device(device: str) -> str:
     """``auto`` -> ``cuda`` when there is a GPU, else ``cpu``; anything else as given."""
@@ -38,7 +44,7 @@ def default_device(device: str) -> str:
 def setup_distributed(device: str) -> Dist:
     """torchrun's environment -> an initialised process group (nccl for CUDA, gloo for CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # a plain process, not torchrun
         return Dist()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if dist.is_initialized():
@@ -53,7 +59,7 @@ def setup_distributed(device: str) -> Dist:
 def pick_device(device: str, d: Dist) -> torch.device:
     """The torch device of this process (under torchrun: the local rank's GPU); UsageError when absent."""
     device = default_device(device)
-    if device == "cuda" and d.world > 1:
+    if device == "cuda" and d.ddp:
         return torch.device("cuda", d.local_rank)
     try:
         dev = torch.device(device)
@@ -67,7 +73,7 @@ def pick_device(device: str, d: Dist) -> torch.device:
 def agree(values: list[float], d: Dist, device: torch.device) -> torch.Tensor:
     """Sum ``values`` over the ranks (one tiny all-reduce; a single process returns them as they are)."""
     flags = torch.tensor(values, dtype=torch.float64)
-    if d.world > 1:
+    if d.ddp:
         flags = flags.to(device)
         dist.all_reduce(flags)
         flags = flags.cpu()
@@ -76,7 +82,7 @@ def agree(values: list[float], d: Dist, device: torch.device) -> torch.Tensor:
 
 def average_gradients(params: list[torch.Tensor], d: Dist) -> None:
     """The same gradient average DDP would take (for steps outside the DDP wrapper)."""
-    if d.world <= 1:
+    if not d.ddp:
         return
     for p in params:
         if p.grad is not None:

@@ -174,7 +174,7 @@ class Trainer(state.Checkpointing, Validation, Distillation):
         )
         self.ema.eval()
         self.net: nn.Module = self.raw
-        if self.dist.world > 1:
+        if self.dist.ddp:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # no BatchNorm in these nets: no per-forward buffer broadcast keeps forward collective-free
             self.net = nn.parallel.DistributedDataParallel(self.raw, device_ids=ids, broadcast_buffers=False)
@@ -262,6 +262,7 @@ class Trainer(state.Checkpointing, Validation, Distillation):
                 "event": "start",
                 "iter": self.iteration,
                 "world_size": d.world,
+                "ddp_backend": dist.get_backend() if d.ddp else None,
                 "device": str(self.device),
                 "images": len(self.images),
                 "config": cfg.to_json(),
