@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reports.runtime import RUNTIME, gpu_runtimes
 from reports.schema import (
     DIGITS,
     FLOPS,
@@ -56,10 +57,12 @@ def newest_evals(inputs: ReportInputs) -> pd.DataFrame:
 
 
 def newest_profiles(inputs: ReportInputs) -> pd.DataFrame:
-    """One profile row per (key, scale): the newest whose FLOPs are for the 1280x720 output."""
+    """One profile row per (key, scale): the newest whose FLOPs are for the 1280x720 output (a row that
+    counted FLOPs wins over a newer latency-only one, e.g. the GPU check's fp16 run)."""
     profiles = [r for r in inputs.rows if r["kind"] == "profile"]
     df = _frame([r for r in profiles if r["metrics"].get("input", "hd720") == "hd720"])
-    df = df.sort_values(["created_at", "uid"])
+    df["counted"] = [r["metrics"].get("flops_paper") is not None for r in df["row"]]
+    df = df.sort_values(["counted", "created_at", "uid"])
     return df.groupby(["key", "scale"]).tail(1).set_index(["key", "scale"])
 
 
@@ -271,6 +274,7 @@ class Context:
         self.stats = stats or StatsOptions()  # level, resamples and seed of every interval in the report
         self.evals = newest_evals(inputs)
         self.profiles = newest_profiles(inputs)
+        self.runtimes = gpu_runtimes(list(inputs.rows))
         self.prov = Provenance()
         self.trained: dict[str, str] = {}  # label -> training description, for the dagger footnote
         self.protocols: set[str] = set()
@@ -342,6 +346,11 @@ class Context:
             ("", PARAMS): (m["params"] / 1e3 if m.get("params") is not None else math.nan, "", src),
             ("", FLOPS): (flops / 1e9 if flops is not None else math.nan, "", src),
         }
+
+    def runtime_cells(self, key: str, scale: int) -> dict:
+        """The GPU runtime cell of Table 3 (see :mod:`reports.runtime`); {} where none was measured."""
+        row = self.runtimes.rows.get((key, scale))
+        return {("", RUNTIME): (self.runtimes.ms[(key, scale)], "", self.prov.add(row))} if row else {}
 
     def published_cells(self, key: str, scale: int) -> dict:
         info = self.info(key)

@@ -16,7 +16,8 @@ PARAMS, FLOPS, PSNR, SSIM = "Params (K)", "FLOPs (G)", "PSNR", "SSIM"
 DELTA = "Δ PSNR vs LMFN"  # Tables 1-2 with grid rows: paired difference to LMFN with its interval
 DIFF, SEEDS, IMAGES = "Δ PSNR", "Seeds", "Images"  # the Comparisons table
 # shown precision; ranks compare these rounded values
-DIGITS = {PARAMS: 0, FLOPS: 1, PSNR: 2, SSIM: 4, DELTA: 2, DIFF: 2, SEEDS: 0, IMAGES: 0}
+RUNTIME = "Runtime (ms)"  # GPU, see reports.runtime
+DIGITS = {PARAMS: 0, FLOPS: 1, RUNTIME: 2, PSNR: 2, SSIM: 4, DELTA: 2, DIFF: 2, SEEDS: 0, IMAGES: 0}
 RANKED = (PSNR, SSIM)
 
 

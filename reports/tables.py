@@ -34,6 +34,7 @@ from reports.schema import (
     IMAGES,
     PARAMS,
     PSNR,
+    RUNTIME,
     SEEDS,
     SSIM,
     ModelInfo,
@@ -204,7 +205,7 @@ def table3_models(ctx: Context) -> list[str]:
 def _table3_entry(ctx: Context, key: str, scale: int, sets: tuple[str, ...]) -> tuple | None:
     """(sort key, key, label, measured cells, published cells) of a model at one scale; None if no results."""
     label = ctx.label(key)
-    cells = ctx.cost_cells(key, scale)
+    cells = ctx.cost_cells(key, scale) | ctx.runtime_cells(key, scale)
     for ds in sets:
         cells |= ctx.metric_cells(key, scale, ds, ds, label)
     if not cells:
@@ -224,8 +225,10 @@ def table3(ctx: Context) -> ReportTable:
     paper_sets, scales = ctx.inputs.sets, ctx.inputs.scales
     others = sorted({d for (_, _, d) in ctx.evals.index} - set(paper_sets))
     sets = (*paper_sets, *others)
-    cols = [("", PARAMS), ("", FLOPS), *((ds, f) for ds in sets for f in (PSNR, SSIM))]
-    b = Builder("table3", "Lightweight SR models; FLOPs for a 1280×720 output.", cols)
+    runtime = [("", RUNTIME)] if ctx.runtimes.device else []  # GPU latency, when the store has it
+    cols = [("", PARAMS), ("", FLOPS), *runtime, *((ds, f) for ds in sets for f in (PSNR, SSIM))]
+    caption = "Lightweight SR models; FLOPs for a 1280×720 output." + ctx.runtimes.caption()
+    b = Builder("table3", caption, cols)
     keys = table3_models(ctx)
     measured: dict[tuple[str, str], tuple[str, int]] = {}  # row index -> (key, scale), for the ≈ marks
     for scale in scales:
@@ -241,6 +244,8 @@ def table3(ctx: Context) -> ReportTable:
         b.notes.append(f"No results at {', '.join(empty)}.")
     if others:
         b.notes.append(f"Columns {', '.join(others)}: sets outside the paper's five (no published numbers).")
+    if ctx.runtimes.others:
+        b.notes.append(f"Runtime also measured on {', '.join(ctx.runtimes.others)} (not shown; see the store).")
     b.notes.append(
         "Bold = best, underlined = second best measured PSNR/SSIM per column and scale. A '(published)' row "
         "repeats the numbers from the model's paper, right below the numbers measured here."

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
