@@ -254,7 +254,7 @@ def test_cli_compare_prints_and_writes_the_comparisons(grid_store: Path, tmp_pat
     iv = paired_bootstrap(g["lka"], g[LMFN], level=0.9, seed=3)
     signed = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
     cell = f"{signed(iv.mean)} [{signed(iv.lo)}, {signed(iv.hi)}]*"
-    assert "lka − LMFN" in res.output and cell in res.output and "LKDN − BSRN" in res.output
+    assert "LKA − LMFN" in res.output and cell in res.output and "LKDN − BSRN" in res.output
     assert "90% bootstrap intervals" in res.output and str(tmp_path / "report.md") in res.output
     md = (tmp_path / "report.md").read_text()
     assert "## Comparisons. Paired PSNR differences with 90% bootstrap intervals." in md
