@@ -163,6 +163,18 @@ def _default_models(scale: int, weights_dir: str | Path | None) -> list[str]:
     return ["bicubic", *found]
 
 
+def _create(
+    name: str, scale: int, checkpoint: str | Path | None, weights_dir: str | Path | None, device: str
+) -> torch.nn.Module:
+    try:
+        return zoo.create(name, scale, checkpoint, weights_dir, require_weights=True).eval().to(device)
+    except MissingCheckpointError:
+        raise MissingCheckpointError(
+            f"model '{name}' x{scale} has no checkpoint: give --weights-dir DIR (or --checkpoint FILE with one "
+            "--model); a figure of untrained outputs would mislead"
+        ) from None
+
+
 def make_visuals(
     models: Iterable[str] | None,
     *,
@@ -187,24 +199,17 @@ def make_visuals(
     names = ["bicubic", *(n for n in names if n != "bicubic")]
     img = load_image(image or default_image(data_root), scale, data_root)
     box = check_box(box or default_box(img, scale), img, scale)
-    cache = Path(store).resolve().parent / "visuals"
+    built = [_create(n, scale, checkpoint if n != "bicubic" else None, weights_dir, device) for n in names]
+    cache = Path(store).resolve().parent / "visuals"  # every model loads before any file is written
     hr_crop = box.crop(_rgb(img.hr))
     hr_png = cache / "hr" / f"x{scale}" / img.dataset / f"{img.name}.{box.tag()}.png"
     write_png_atomic(hr_png, np.ascontiguousarray(hr_crop))
     db = Store(Path(store)) if Path(store).is_file() else None
     rows = []
-    for name in names:
-        if on_model is not None:
-            on_model(name)
-        ckpt = checkpoint if name != "bicubic" else None
-        try:
-            model = zoo.create(name, scale, ckpt, weights_dir, require_weights=True).eval().to(device)
-        except MissingCheckpointError:
-            raise MissingCheckpointError(
-                f"model '{name}' x{scale} has no checkpoint: give --weights-dir DIR (or --checkpoint FILE with "
-                "one --model); a figure of untrained outputs would mislead"
-            ) from None
+    for model in built:
         info = zoo.zoo_info(model)
+        if on_model is not None:
+            on_model(info.name)
         folder = cache / info.name / f"x{scale}" / img.dataset
         png = folder / f"{img.name}.png"
         probe = {"model": info.name, "scale": scale, "dataset": f"{img.dataset}/{img.name}",
@@ -224,7 +229,6 @@ def make_visuals(
         crop_png = folder / f"{img.name}.{box.tag()}.png"
         write_png_atomic(crop_png, np.ascontiguousarray(sr_crop))
         files = {"png": str(png), "crop_png": str(crop_png), "hr_crop_png": str(hr_png)}
-        row = visual_row(info, probe["dataset"], value, box.as_list(), files, device)
         db = db or Store(Path(store))
-        rows.append(db.add(row))
+        rows.append(db.add(visual_row(info, probe["dataset"], value, box.as_list(), files, device)))
     return rows
