@@ -38,7 +38,8 @@ def visual_row(
         "checkpoint_hash": info.checkpoint_hash,
         "device_key": "",
         "device": provenance.device_name(device),
-        "extra": {"family": info.family, "paper": info.paper, "input_range": info.input_range, "lr": "matlab"},
+        "extra": {"family": info.family, "paper": info.paper, "input_range": info.input_range,
+                  "lr": "matlab"},  # LR from our MATLAB-style resize (harness.visuals)
     }
 
 

@@ -87,9 +87,13 @@ def check_box(box: Box, img: VisualImage, scale: int) -> Box:
     """The box if it lies inside the image and survives the shave; else a usage error saying why."""
     hh, ww = img.hr.shape[:2]
     if box.x < 0 or box.y < 0 or box.x + box.w > ww or box.y + box.h > hh:
-        raise UsageError(f"--box {box.x},{box.y},{box.w},{box.h} is outside {img.dataset}/{img.name} ({ww}x{hh})")
+        raise UsageError(
+            f"--box {box.x},{box.y},{box.w},{box.h} is outside {img.dataset}/{img.name} ({ww}x{hh})"
+        )
     if min(box.w, box.h) <= 2 * scale:
-        raise UsageError(f"--box must be wider and taller than {2 * scale} pixels: {scale} are shaved per edge")
+        raise UsageError(
+            f"--box must be wider and taller than {2 * scale} pixels: {scale} are shaved per edge"
+        )
     return box
 
 
@@ -159,7 +163,9 @@ def _cached(db: Store | None, probe: dict, png: Path) -> bool:
 def _default_models(scale: int, weights_dir: str | Path | None) -> list[str]:
     """Bicubic and every zoo model with an official checkpoint at ``scale`` under ``weights_dir``."""
     reg = zoo.registry()
-    found = [n for n, s in reg.items() if s.family != "bicubic" and zoo.find_checkpoint(s, scale, weights_dir)]
+    found = [
+        n for n, s in reg.items() if s.family != "bicubic" and zoo.find_checkpoint(s, scale, weights_dir)
+    ]
     return ["bicubic", *found]
 
 

@@ -21,6 +21,7 @@ from adjustText import adjust_text
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
@@ -40,7 +41,9 @@ def marker_boxes(ax: Axes, x: np.ndarray, y: np.ndarray, area: np.ndarray) -> li
     px = ax.figure.dpi / 72.0
     centres = ax.transData.transform(np.column_stack([x, y]))
     half = np.sqrt(area) / 2 * px
-    return [Bbox.from_extents(cx - h, cy - h, cx + h, cy + h) for (cx, cy), h in zip(centres, half, strict=True)]
+    return [
+        Bbox.from_extents(cx - h, cy - h, cx + h, cy + h) for (cx, cy), h in zip(centres, half, strict=True)
+    ]
 
 
 def _hits(box: Bbox, others: list[Bbox]) -> bool:
@@ -96,14 +99,15 @@ def _place_labels(ax: Axes, texts: list[Text], markers: list[Bbox], xy: np.ndarr
                                     "shrinkB": own.width / 2 / px})  # fmt: skip
 
 
-def _size_legend(fig: Figure, ax: Axes, top: float) -> None:
+def _size_legend(fig: Figure, top: float) -> None:
     """Marker area legend: three round parameter counts spanning the plotted range."""
     step = 10 ** math.floor(math.log10(max(top, 1.0)))
     values = sorted({max(step, round(top * f / step) * step) for f in (0.25, 0.5, 1.0)})
-    handles = [
-        ax.scatter([], [], s=areas(np.array([v]), top), color=OTHER, alpha=0.65, edgecolor="black", lw=0.6)
+    handles = [  # proxies outside the axes: a marker of diameter sqrt(area) points is the scatter's circle
+        Line2D([], [], ls="", marker="o", markersize=math.sqrt(areas(np.array([v]), top)[0]), color=OTHER,
+               alpha=0.65, markeredgecolor="black", markeredgewidth=0.6)
         for v in values
-    ]
+    ]  # fmt: skip
     fig.legend(
         handles, [f"{v:,.0f}K" for v in values], title="Params", loc="outside right center", frameon=False,
         labelspacing=1.6, borderpad=1.0, fontsize=8, title_fontsize=8,
@@ -126,7 +130,7 @@ def draw(points: pd.DataFrame, title: str = "") -> Figure:
     ax.margins(x=0.18, y=0.2)  # room for the labels at the edges
     if title:
         ax.set_title(title, fontsize=9)
-    _size_legend(fig, ax, top)
+    _size_legend(fig, top)
     fig.canvas.draw()  # fixes the layout, so display coordinates below are final
     fig.set_layout_engine("none")
     texts = [

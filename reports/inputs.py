@@ -33,7 +33,7 @@ __all__ = ["EmptyStoreError", "load_inputs", "load_published", "load_report", "m
            "save_report", "write_reports"]
 
 REPORTED_KINDS = ("eval", "profile")
-FIGURE_KINDS = ("visual", "lam")  # Figs. 5 and 6 (and Table 3's DI); a store of only these has nothing to tabulate
+FIGURE_KINDS = ("visual", "lam")  # Figs. 5, 6 and Table 3's DI; a store of only these has nothing to tabulate
 
 
 class EmptyStoreError(StoreError):
@@ -88,7 +88,8 @@ def load_published(path: str | Path | None = None) -> dict[tuple[str, int], dict
 
 
 def read_rows(store: str | Path) -> list[dict]:
-    """The store's eval, profile, visual and lam rows, read-only. Missing, non-store and empty files are HarnessErrors."""
+    """The store's eval, profile, visual and lam rows, read-only. Missing, non-store and empty files are
+    HarnessErrors."""
     path = Path(store)
     if not path.is_file():  # checked here too, for the hint: Store's own message has none
         raise MissingFileError(f"results store {path} does not exist; run `lmfn-bench eval` first")

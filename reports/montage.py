@@ -53,7 +53,16 @@ def draw(panel: Panel) -> Figure:
         else:
             ax.set_facecolor("#f0f0f0")
             ax.set_box_aspect(1 / aspect)  # the same shape as the images beside it
-            ax.text(0.5, 0.5, "no image", ha="center", va="center", fontsize=7, color="0.4", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no image",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="0.4",
+                transform=ax.transAxes,
+            )
         ax.set_title(tile.title, fontsize=8, color=colour, fontweight=weight)
         ax.set_xlabel(tile.value, fontsize=8, color=colour, fontweight=weight)
     return fig

@@ -14,7 +14,7 @@ from collections.abc import Hashable
 from pathlib import Path
 
 from reports.context import Context
-from reports.schema import Panel, Tile
+from reports.schema import DI, Panel, Tile
 
 LAM_SETTINGS = ("sigma", "fold", "kernel_size", "lr_resize")
 
@@ -75,7 +75,9 @@ def fig6(ctx: Context, scale: int) -> Panel | None:
     tiles, no_map = [], []
     for key, r in chosen.items():
         m = r.get("metrics") or {}
-        tiles.append(Tile(ctx.label(key), m.get("map_png") or "", f"DI {m['di']:.2f}", key == ctx.inputs.lmfn))
+        tiles.append(
+            Tile(ctx.label(key), m.get("map_png") or "", f"DI {m['di']:.2f}", key == ctx.inputs.lmfn)
+        )
         ctx.prov.add(r)
         if not _exists(m.get("map_png") or ""):
             no_map.append(ctx.label(key))
@@ -100,7 +102,9 @@ def fig5(ctx: Context, scale: int) -> Panel | None:
     missing = []
     for key, r in chosen.items():
         m = r["metrics"]
-        tiles.append(Tile(ctx.label(key), m.get("crop_png") or "", f"{m['crop_psnr']:.2f}", key == ctx.inputs.lmfn))
+        tiles.append(
+            Tile(ctx.label(key), m.get("crop_png") or "", f"{m['crop_psnr']:.2f}", key == ctx.inputs.lmfn)
+        )
         ctx.prov.add(r)
         if not _exists(m.get("crop_png") or ""):
             missing.append(ctx.label(key))
@@ -114,14 +118,15 @@ def fig5(ctx: Context, scale: int) -> Panel | None:
     return Panel("fig5", "Fig. 5.", caption, tiles, notes)
 
 
-def di_cells(ctx: Context, scales: tuple[int, ...]) -> tuple[dict[tuple[str, int], tuple], list[str]]:
-    """Table 3's DI cells by (key, scale) from Fig. 6's choice at each scale, and one note per scale."""
-    cells: dict[tuple[str, int], tuple] = {}
+def di_cells(ctx: Context, scales: tuple[int, ...]) -> tuple[dict[tuple[str, int], dict], list[str]]:
+    """Table 3's DI cell ({column: cell}) by (key, scale) from Fig. 6's choice at each scale, and one note
+    per scale."""
+    cells: dict[tuple[str, int], dict] = {}
     notes = []
     for scale in scales:
         chosen, _ = choose(ctx, "lam", scale)
         for key, r in chosen.items():
-            cells[(key, scale)] = (float(r["metrics"]["di"]), "", ctx.prov.add(r))
+            cells[(key, scale)] = {("", DI): (float(r["metrics"]["di"]), "", ctx.prov.add(r))}
         if chosen:
             first = next(iter(chosen.values()))
             notes.append(f"DI at ×{scale}: LAM diffusion index on {first['dataset']}, {lam_settings(first)}.")

@@ -209,8 +209,8 @@ def _figure_title(rep: Report) -> str:
 def _panels(rep: Report, fl: Flavor, ext: str) -> list[dict]:
     """Figs. 5/6 as the templates need them: id, title, escaped caption and notes, the figure file."""
     return [
-        {"key": p.key, "title": p.title, "caption": fl.escape(p.caption), "notes": [fl.escape(n) for n in p.notes],
-         "file": f"{p.key}.{ext}"}
+        {"key": p.key, "title": p.title, "caption": fl.escape(p.caption),
+         "notes": [fl.escape(n) for n in p.notes], "file": f"{p.key}.{ext}"}
         for p in rep.panels
     ]  # fmt: skip
 
@@ -231,7 +231,9 @@ def render_markdown(rep: Report, figure_file: str | None) -> str:
     )
 
 
-def render_html(rep: Report, png: bytes | None, generated: str, panel_pngs: dict[str, bytes] | None = None) -> str:
+def render_html(
+    rep: Report, png: bytes | None, generated: str, panel_pngs: dict[str, bytes] | None = None
+) -> str:
     titles = _provenance_titles(rep.provenance)
     prov = rep.provenance.astype(str).map(html.escape) if len(rep.provenance) else rep.provenance
     return (
@@ -272,7 +274,8 @@ def render_latex(rep: Report, figure_file: str | None) -> dict[str, str]:
     )
     for p in _panels(rep, LATEX, "pdf"):
         files[f"{p['key']}.tex"] = env.get_template("figure.tex.j2").render(
-            figure=p["file"], caption=p["caption"], notes=p["notes"], label=f"fig:{p['key']}", what=p["title"][:-1],
+            figure=p["file"], caption=p["caption"], notes=p["notes"], label=f"fig:{p['key']}",
+            what=p["title"].rstrip("."),
             missing="", size=r"width=\linewidth,height=0.35\textheight,keepaspectratio",
         )  # fmt: skip
     files["main.tex"] = env.get_template("main.tex.j2").render(inputs=[Path(f).stem for f in files])

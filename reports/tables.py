@@ -227,7 +227,8 @@ def table3(ctx: Context) -> ReportTable:
     others = sorted({d for (_, _, d) in ctx.evals.index} - set(paper_sets))
     sets = (*paper_sets, *others)
     di, di_notes = panels.di_cells(ctx, scales)  # a DI column only where lam rows exist
-    cols = [("", PARAMS), ("", FLOPS), *([("", DI)] if di else []), *((ds, f) for ds in sets for f in (PSNR, SSIM))]
+    cols = [("", PARAMS), ("", FLOPS), *([("", DI)] if di else [])]
+    cols += [(ds, f) for ds in sets for f in (PSNR, SSIM)]
     b = Builder("table3", "Lightweight SR models; FLOPs for a 1280×720 output.", cols)
     keys = table3_models(ctx)
     measured: dict[tuple[str, str], tuple[str, int]] = {}  # row index -> (key, scale), for the ≈ marks
@@ -235,7 +236,7 @@ def table3(ctx: Context) -> ReportTable:
         entries = [e for e in (_table3_entry(ctx, k, scale, sets) for k in keys) if e is not None]
         for _, key, label, cells, pub in sorted(entries, key=lambda e: e[0]):
             measured[(f"×{scale}", label)] = (key, scale)
-            b.add((f"×{scale}", label), "measured", cells | ({("", DI): di[(key, scale)]} if (key, scale) in di else {}))
+            b.add((f"×{scale}", label), "measured", cells | di.get((key, scale), {}))
             if pub:
                 b.add((f"×{scale}", f"{label} (published)"), "published", pub)
     _missing_notes(b)

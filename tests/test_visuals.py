@@ -38,7 +38,9 @@ def factory(scale: int) -> nn.Module:
 def _data(root: Path) -> np.ndarray:
     """benchmark/Urban100/HR/img_001.png: a smooth colour image with some texture (42x38, not a multiple of 4)."""
     yy, xx = np.mgrid[0:38, 0:42]
-    img = np.stack([xx * 5, yy * 6, (xx * yy) % 256], axis=2) + np.random.default_rng(0).integers(0, 30, (38, 42, 3))
+    img = np.stack([xx * 5, yy * 6, (xx * yy) % 256], axis=2) + np.random.default_rng(0).integers(
+        0, 30, (38, 42, 3)
+    )
     img = np.clip(img, 0, 255).astype(np.uint8)
     hr_dir = root / "benchmark" / "Urban100" / "HR"
     hr_dir.mkdir(parents=True)
@@ -77,7 +79,9 @@ def test_crops_psnr_and_cache(tmp_path: Path) -> None:
         sr_png = store.parent / "visuals" / name / f"x{SCALE}" / "Urban100" / "img_001.png"
         assert Path(m["png"]) == sr_png.resolve()
         sr = np.asarray(Image.open(sr_png))
-        assert np.abs(sr.astype(int) - expected[r["model"]].astype(int)).max() <= 1  # float32 vs float64 paths
+        assert (
+            np.abs(sr.astype(int) - expected[r["model"]].astype(int)).max() <= 1
+        )  # float32 vs float64 paths
         assert m["box"] == [6, 4, 20, 18]
         assert m["crop_psnr"] == pytest.approx(_crop_psnr(sr, hr, box), abs=1e-9)
         assert np.array_equal(np.asarray(Image.open(m["crop_png"])), sr[4:22, 6:26])
@@ -89,7 +93,10 @@ def test_crops_psnr_and_cache(tmp_path: Path) -> None:
     png = Path(rows[1]["metrics"]["png"])
     stamp = png.stat().st_mtime_ns
     again = make_visuals([user], store=store, box=box, scale=SCALE, data_root=tmp_path / "data")
-    assert png.stat().st_mtime_ns == stamp and again[1]["metrics"]["crop_psnr"] == rows[1]["metrics"]["crop_psnr"]
+    assert (
+        png.stat().st_mtime_ns == stamp
+        and again[1]["metrics"]["crop_psnr"] == rows[1]["metrics"]["crop_psnr"]
+    )
     make_visuals([user], store=store, box=box, scale=SCALE, data_root=tmp_path / "data", force=True)
     assert png.stat().st_mtime_ns != stamp
 

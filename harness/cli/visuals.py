@@ -48,13 +48,13 @@ def command(
     check_scales([scale], [scale])
     parsed = parse_box(box) if box else None
     rows = make_visuals(
-        model, store=store, image=image, box=parsed, scale=scale, data_root=data_root, weights_dir=weights_dir,
-        checkpoint=checkpoint, device=device, force=force,
+        model, store=store, image=image, box=parsed, scale=scale, data_root=data_root,
+        weights_dir=weights_dir, checkpoint=checkpoint, device=device, force=force,
     )  # fmt: skip
     for r in rows:
         m = r["metrics"]
         if json_out:
             json_line({"model": r["model"], "scale": r["scale"], "image": r["dataset"], **m})
         else:
-            echo(f"{r['model']:<16} x{r['scale']} {r['dataset']} box {m['box']}: crop PSNR {m['crop_psnr']:.2f} dB"
-                 f"  {m['crop_png']}")  # fmt: skip
+            where = f"{r['model']:<16} x{r['scale']} {r['dataset']} box {m['box']}"
+            echo(f"{where}: crop PSNR {m['crop_psnr']:.2f} dB  {m['crop_png']}")
