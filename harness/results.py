@@ -1,4 +1,4 @@
-"""The one row schema of the results store: every eval, profile and train row is made here.
+"""The one row schema of the results store: every eval, profile, train and visual row is made here.
 
 A row is a plain dict with the store's columns (see :mod:`harness.store`); ``Store.add`` fills in the
 provenance every row shares (uid, time, code revision, library versions). ``source`` says what a number is:
@@ -19,6 +19,28 @@ from harness.zoo import ZooInfo
 
 def _model_cols(info: ZooInfo) -> dict[str, Any]:
     return {"model": info.name, "variant": info.name if info.family == "lmfn" else ""}
+
+
+def visual_row(
+    info: ZooInfo, dataset: str, crop_psnr: float, box: list[int], files: dict[str, str], device: str
+) -> dict[str, Any]:
+    """Fig. 5: one model's crop of one image (``dataset`` = "<set>/<image>"); ``files``: png, crop_png,
+    hr_crop_png. The crop PSNR lives in ``metrics`` (the psnr column is for set means)."""
+    return {
+        "kind": "visual",
+        **_model_cols(info),
+        "scale": info.scale,
+        "dataset": dataset,
+        "protocol": "basicsr",
+        "metrics": {"crop_psnr": crop_psnr, "box": box, **files},
+        "source": "measured",
+        "checkpoint": info.checkpoint,
+        "checkpoint_hash": info.checkpoint_hash,
+        "device_key": "",
+        "device": provenance.device_name(device),
+        "extra": {"family": info.family, "paper": info.paper, "input_range": info.input_range,
+                  "lr": "matlab"},  # LR from our MATLAB-style resize (harness.visuals)
+    }
 
 
 def eval_row(

@@ -33,6 +33,7 @@ __all__ = ["EmptyStoreError", "load_inputs", "load_published", "load_report", "m
            "save_report", "write_reports"]
 
 REPORTED_KINDS = ("eval", "profile")
+FIGURE_KINDS = ("visual", "lam")  # Figs. 5, 6 and Table 3's DI; a store of only these has nothing to tabulate
 
 
 class EmptyStoreError(StoreError):
@@ -52,8 +53,23 @@ def model_key(name: str) -> str:
     return spec.name if spec else name
 
 
+def display_name(spec: ModelSpec) -> str:
+    """One spelling per network in every table and figure: the paper's name; for a zoo variant without one,
+    its base model's paper name plus the upper-cased suffix (``safmn-ntire`` -> ``SAFMN-NTIRE``); other zoo
+    names upper-cased (``span`` -> ``SPAN``); a user's model under its own name."""
+    if spec.published_name:
+        return spec.published_name
+    if spec.family == "user":
+        return spec.name
+    base, sep, suffix = spec.name.partition("-")
+    base_spec = _spec(base) if sep else None
+    if base_spec is not None and base_spec.published_name:
+        return f"{base_spec.published_name}-{suffix.upper()}"
+    return spec.name.upper()
+
+
 def _info(spec: ModelSpec) -> ModelInfo:
-    return ModelInfo(spec.published_name or spec.name, spec.family, spec.protocol, spec.published_name)
+    return ModelInfo(display_name(spec), spec.family, spec.protocol, spec.published_name)
 
 
 def load_published(path: str | Path | None = None) -> dict[tuple[str, int], dict]:
@@ -72,7 +88,8 @@ def load_published(path: str | Path | None = None) -> dict[tuple[str, int], dict
 
 
 def read_rows(store: str | Path) -> list[dict]:
-    """The store's eval and profile rows, read-only. Missing, non-store and empty files are HarnessErrors."""
+    """The store's eval, profile, visual and lam rows, read-only. Missing, non-store and empty files are
+    HarnessErrors."""
     path = Path(store)
     if not path.is_file():  # checked here too, for the hint: Store's own message has none
         raise MissingFileError(f"results store {path} does not exist; run `lmfn-bench eval` first")
@@ -80,12 +97,11 @@ def read_rows(store: str | Path) -> list[dict]:
         rows = Store(path, readonly=True).rows()
     except sqlite3.DatabaseError as e:  # a damaged file can pass the open check and fail on reading
         raise StoreError(f"{path} is not a results store ({e})") from None
-    rows = [r for r in rows if r["kind"] in REPORTED_KINDS]
-    if not rows:
+    if not any(r["kind"] in REPORTED_KINDS for r in rows):
         raise EmptyStoreError(
             f"results store {path} has no eval or profile results; run `lmfn-bench eval` first"
         )
-    return rows
+    return [r for r in rows if r["kind"] in (*REPORTED_KINDS, *FIGURE_KINDS)]
 
 
 def _catalogue(names: Iterable[str]) -> dict[str, ModelInfo]:

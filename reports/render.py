@@ -20,7 +20,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from reports import figure
+from reports import figure, montage
 from reports.schema import DIGITS, Report, ReportTable
 
 FORMATS = ("latex", "html", "md")
@@ -48,6 +48,8 @@ _LATEX_SPECIAL = {
     "−": r"$-$",
     "±": r"$\pm$",
     "Δ": r"$\Delta$",
+    "σ": r"$\sigma$",
+    "→": r"$\to$",
 }
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
 
@@ -204,6 +206,15 @@ def _figure_title(rep: Report) -> str:
     return rep.figure_caption.split(";")[0]
 
 
+def _panels(rep: Report, fl: Flavor, ext: str) -> list[dict]:
+    """Figs. 5/6 as the templates need them: id, title, escaped caption and notes, the figure file."""
+    return [
+        {"key": p.key, "title": p.title, "caption": fl.escape(p.caption),
+         "notes": [fl.escape(n) for n in p.notes], "file": f"{p.key}.{ext}"}
+        for p in rep.panels
+    ]  # fmt: skip
+
+
 def render_markdown(rep: Report, figure_file: str | None) -> str:
     return (
         _env()
@@ -214,12 +225,15 @@ def render_markdown(rep: Report, figure_file: str | None) -> str:
             figure=figure_file,
             figure_caption=MARKDOWN.escape(rep.figure_caption),
             figure_notes=[MARKDOWN.escape(n) for n in rep.figure_notes],
+            panels=_panels(rep, MARKDOWN, "png"),
             store=MARKDOWN.escape(rep.store),
         )
     )
 
 
-def render_html(rep: Report, png: bytes | None, generated: str) -> str:
+def render_html(
+    rep: Report, png: bytes | None, generated: str, panel_pngs: dict[str, bytes] | None = None
+) -> str:
     titles = _provenance_titles(rep.provenance)
     prov = rep.provenance.astype(str).map(html.escape) if len(rep.provenance) else rep.provenance
     return (
@@ -231,6 +245,10 @@ def render_html(rep: Report, png: bytes | None, generated: str) -> str:
             figure_b64=base64.b64encode(png).decode("ascii") if png else None,
             figure_caption=html.escape(rep.figure_caption),
             figure_notes=[html.escape(n) for n in rep.figure_notes],
+            panels=[
+                p | {"b64": base64.b64encode((panel_pngs or {})[p["key"]]).decode("ascii")}
+                for p in _panels(rep, HTML, "png")
+            ],
             provenance_columns=list(prov.columns),
             provenance=prov.to_dict("records"),
             store=html.escape(rep.store),
@@ -249,7 +267,17 @@ def render_latex(rep: Report, figure_file: str | None) -> dict[str, str]:
         figure=figure_file,
         caption=latex_escape(rep.figure_caption),
         notes=[latex_escape(n) for n in rep.figure_notes],
+        label="fig:tradeoff",
+        size=r"width=0.8\linewidth",
+        what="Fig. 1 (PSNR against FLOPs)",
+        missing="Fig.~1 not drawn: no model has both FLOPs and PSNR in the store.",
     )
+    for p in _panels(rep, LATEX, "pdf"):
+        files[f"{p['key']}.tex"] = env.get_template("figure.tex.j2").render(
+            figure=p["file"], caption=p["caption"], notes=p["notes"], label=f"fig:{p['key']}",
+            what=p["title"].rstrip("."),
+            missing="", size=r"width=\linewidth,height=0.35\textheight,keepaspectratio",
+        )  # fmt: skip
     files["main.tex"] = env.get_template("main.tex.j2").render(inputs=[Path(f).stem for f in files])
     return files
 
@@ -261,20 +289,24 @@ def write_report(rep: Report, out: str | Path, formats: tuple[str, ...] = FORMAT
     written: list[Path] = []
     figs = figure.save(rep.figure, out / FIG_STEM, _figure_title(rep)) if len(rep.figure) else []
     written += figs
+    for p in rep.panels:  # Figs. 5 and 6: PNG for HTML / Markdown, PDF for LaTeX
+        written += montage.save(p, out / p.key)
     if "md" in formats:
         written.append(out / "report.md")
         written[-1].write_text(render_markdown(rep, f"{FIG_STEM}.png" if figs else None), encoding="utf-8")
     if "html" in formats:
         generated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         png = (out / f"{FIG_STEM}.png").read_bytes() if figs else None
+        panel_pngs = {p.key: (out / f"{p.key}.png").read_bytes() for p in rep.panels}
         written.append(out / "report.html")
-        written[-1].write_text(render_html(rep, png, generated), encoding="utf-8")
+        written[-1].write_text(render_html(rep, png, generated, panel_pngs), encoding="utf-8")
     if "latex" in formats:
         tex_dir = out / "latex"
         tex_dir.mkdir(exist_ok=True)
-        if figs:  # LaTeX includes the vector PDF beside its own files, so the folder compiles on its own
-            pdf = tex_dir / f"{FIG_STEM}.pdf"
-            pdf.write_bytes((out / f"{FIG_STEM}.pdf").read_bytes())
+        # LaTeX includes the vector PDFs beside its own files, so the folder compiles on its own
+        for stem in [*([FIG_STEM] if figs else []), *(p.key for p in rep.panels)]:
+            pdf = tex_dir / f"{stem}.pdf"
+            pdf.write_bytes((out / f"{stem}.pdf").read_bytes())
             written.append(pdf)
         for name, text in render_latex(rep, f"{FIG_STEM}.pdf" if figs else None).items():
             written.append(tex_dir / name)

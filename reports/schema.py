@@ -15,9 +15,10 @@ import pandas as pd
 PARAMS, FLOPS, PSNR, SSIM = "Params (K)", "FLOPs (G)", "PSNR", "SSIM"
 DELTA = "Δ PSNR vs LMFN"  # Tables 1-2 with grid rows: paired difference to LMFN with its interval
 DIFF, SEEDS, IMAGES = "Δ PSNR", "Seeds", "Images"  # the Comparisons table
+DI = "DI"  # Table 3: LAM diffusion index (Fig. 6's image and window), where lam rows exist
 # shown precision; ranks compare these rounded values
 RUNTIME = "Runtime (ms)"  # GPU, see reports.runtime
-DIGITS = {PARAMS: 0, FLOPS: 1, RUNTIME: 2, PSNR: 2, SSIM: 4, DELTA: 2, DIFF: 2, SEEDS: 0, IMAGES: 0}
+DIGITS = {PARAMS: 0, FLOPS: 1, RUNTIME: 2, PSNR: 2, SSIM: 4, DELTA: 2, DIFF: 2, SEEDS: 0, IMAGES: 0, DI: 2}
 RANKED = (PSNR, SSIM)
 
 
@@ -35,7 +36,7 @@ class ModelInfo:
 class ReportInputs:
     """Everything the tables read: store rows, the catalogue, published rows and the paper's constants."""
 
-    rows: tuple[dict, ...]  # eval and profile rows, each with "key": the network it measured
+    rows: tuple[dict, ...]  # eval, profile, visual and lam rows, each with "key": the network it measured
     catalogue: Mapping[str, ModelInfo]  # by key
     published: Mapping[tuple[str, int], dict]  # by (lower-case published name, scale); CSV text values
     store: str
@@ -72,6 +73,28 @@ class ReportTable:
     ci: pd.DataFrame | None = None  # same shape: (lo, hi) of a difference's interval; None = none
 
 
+@dataclass(frozen=True)
+class Tile:
+    """One image of a figure panel: its title, the PNG to show ("" or a missing file: the text alone) and the
+    number under it."""
+
+    title: str
+    png: str
+    value: str
+    highlight: bool = False
+
+
+@dataclass
+class Panel:
+    """Fig. 5 (visual crops) or Fig. 6 (LAM maps): tiles side by side, a caption and notes."""
+
+    key: str  # "fig5" | "fig6": the file stem and the section id
+    title: str  # "Fig. 5."
+    caption: str
+    tiles: list[Tile]
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Report:
     tables: list[ReportTable]
@@ -81,3 +104,4 @@ class Report:
     provenance: pd.DataFrame
     store: str
     comparisons: ReportTable | None = None  # `report --compare A B`: paired differences, when asked for
+    panels: list[Panel] = field(default_factory=list)  # Figs. 5 and 6 where visual / lam rows exist

@@ -25,9 +25,11 @@ import math
 
 import pandas as pd
 
+from reports import panels
 from reports.context import Builder, Context, Grid, grids
 from reports.schema import (
     DELTA,
+    DI,
     DIFF,
     DIGITS,
     FLOPS,
@@ -226,7 +228,9 @@ def table3(ctx: Context) -> ReportTable:
     others = sorted({d for (_, _, d) in ctx.evals.index} - set(paper_sets))
     sets = (*paper_sets, *others)
     runtime = [("", RUNTIME)] if ctx.runtimes.device else []  # GPU latency, when the store has it
-    cols = [("", PARAMS), ("", FLOPS), *runtime, *((ds, f) for ds in sets for f in (PSNR, SSIM))]
+    di, di_notes = panels.di_cells(ctx, scales)  # a DI column only where lam rows exist
+    cols = [("", PARAMS), ("", FLOPS), *runtime, *([("", DI)] if di else [])]
+    cols += [(ds, f) for ds in sets for f in (PSNR, SSIM)]
     caption = "Lightweight SR models; FLOPs for a 1280×720 output." + ctx.runtimes.caption()
     b = Builder("table3", caption, cols)
     keys = table3_models(ctx)
@@ -235,7 +239,7 @@ def table3(ctx: Context) -> ReportTable:
         entries = [e for e in (_table3_entry(ctx, k, scale, sets) for k in keys) if e is not None]
         for _, key, label, cells, pub in sorted(entries, key=lambda e: e[0]):
             measured[(f"×{scale}", label)] = (key, scale)
-            b.add((f"×{scale}", label), "measured", cells)
+            b.add((f"×{scale}", label), "measured", cells | di.get((key, scale), {}))
             if pub:
                 b.add((f"×{scale}", f"{label} (published)"), "published", pub)
     _missing_notes(b)
@@ -246,6 +250,7 @@ def table3(ctx: Context) -> ReportTable:
         b.notes.append(f"Columns {', '.join(others)}: sets outside the paper's five (no published numbers).")
     if ctx.runtimes.others:
         b.notes.append(f"Runtime also measured on {', '.join(ctx.runtimes.others)} (not shown; see the store).")
+    b.notes += di_notes
     b.notes.append(
         "Bold = best, underlined = second best measured PSNR/SSIM per column and scale. A '(published)' row "
         "repeats the numbers from the model's paper, right below the numbers measured here."
@@ -314,6 +319,8 @@ def figure_points(ctx: Context, dataset: str, scale: int) -> tuple[pd.DataFrame,
     ctx.reset_marks()  # the figure has no footnotes: drop the marks its cells collected
     cols = ["label", "flops_g", "params_k", "psnr", "highlight"]
     caption = f"PSNR on {ds or dataset} ×{scale} against FLOPs (1280×720 output); marker area ∝ parameters."
+    if ds and ds != dataset:  # the paper plots Manga109 ×4: say which set this one is instead
+        caption += f" (The paper plots {dataset} ×{scale}, which is not in the store.)"
     return pd.DataFrame(pts, columns=cols), caption, notes
 
 
@@ -395,4 +402,5 @@ def build_report(
     tables = [table1(ctx, dataset, scale), table2(ctx, dataset, scale), table3(ctx)]
     comps = comparisons(ctx, compare)
     fig, caption, notes = figure_points(ctx, dataset, scale)
-    return Report(tables, fig, caption, notes, ctx.prov.frame(), inputs.store, comps)
+    figs = [p for p in (panels.fig5(ctx, scale), panels.fig6(ctx, scale)) if p is not None]
+    return Report(tables, fig, caption, notes, ctx.prov.frame(), inputs.store, comps, figs)

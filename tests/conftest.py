@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from report_fixtures import IMAGES, OLD, PUBLISHED, _eval, _profile, add_grid
+from report_fixtures import IMAGES, OLD, PUBLISHED, _eval, _profile, add_figures, add_grid
 
 from harness.paths import SHARED_ENV, shared_dir
 from harness.store import Store
@@ -150,3 +150,24 @@ def grid_report(grid_store: Path, published: Path):
     return load_report(
         grid_store, "Manga109", 4, published=published, compare=[("lka", "lmfn"), ("lkdn", "bsrn")]
     )
+
+
+@pytest.fixture(scope="module")
+def figure_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Table 3 / Fig. 1 rows of five models plus the lam and visual rows (and PNGs) of
+    report_fixtures.add_figures."""
+    folder = tmp_path_factory.mktemp("figures")
+    db = Store(folder / "results.db")
+    for model, psnr, params, flops in (("bicubic", 28.42, 0, 0.0), ("lkdn", 32.39, 322000, 18.35e9),
+                                        ("bsrn", 32.35, 352000, 19.41e9), ("vapsr", 32.38, 342000, 19.6e9)):
+        _eval(db, model, 4, "Set5", psnr, 0.89)
+        _profile(db, model, 4, params, flops)
+    _eval(db, "lmfn", 4, "Set5", 32.50, 0.8990, trained=True)
+    _profile(db, "lmfn", 4, 380000, 20.1e9)
+    add_figures(db, folder / "png")
+    return folder / "results.db"
+
+
+@pytest.fixture(scope="module")
+def figure_report(figure_store: Path, published: Path):
+    return load_report(figure_store, "Manga109", 4, published=published)

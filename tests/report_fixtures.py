@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PIL import Image
+
 from harness.store import Store
 
 PUBLISHED = """model,scale,params_k,flops_g,set5_psnr,set5_ssim,set14_psnr,set14_ssim,b100_psnr,b100_ssim,\
@@ -96,3 +100,45 @@ def add_grid(db: Store) -> None:
     _run(db, "lka", 0, dict.fromkeys(IMAGES, 20.0), hash="lka-rerun-old", at=OLD)  # older row of (lka, 0)
     for model in (LMFN, "lka"):
         _run(db, model, 0, dict.fromkeys(IMAGES, 25.0), grid="g0", at=OLD)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figs. 5 and 6: lam and visual rows as harness.lam / harness.visuals write them, with tiny PNGs
+
+LAM_IMAGE, VISUAL_IMAGE = "Set14/baboon", "Urban100/img_001"
+LAM_DI = {"lkdn": 13.25, "bsrn": 11.5, "lmfn": 21.75, "vapsr": 17.0}  # vapsr has no map file
+# solid tile colours, far from every colour matplotlib draws, so a test can find each tile on the page
+TILE_COLOURS = {"hr": (250, 200, 0), "bicubic": (0, 200, 180), "lkdn": (150, 0, 200), "lmfn": (0, 120, 0)}
+VISUAL_PSNR = {"bicubic": 21.5, "lkdn": 23.25, "lmfn": 23.75}
+BOX = [40, 40, 32, 32]
+
+
+def _png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (32, 32)) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return str(path)
+
+
+def _lam(db: Store, model: str, di: float, map_png: str, **kw) -> None:
+    extra = {"x": kw.get("x", 120), "y": 80, "window": 16, "sigma": 1.2, "fold": 50, "kernel_size": 9,
+             "lr_resize": "pil"}  # fmt: skip
+    db.add({"kind": "lam", "model": model, "scale": 4, "dataset": kw.get("image", LAM_IMAGE),
+            "metrics": {"di": di, "gini": 1 - di / 100, "map_png": map_png}, "extra": extra,
+            "checkpoint_hash": kw.get("hash", f"{model}4hash"), "created_at": kw.get("at", NEW),
+            "device": "CPU Test"})  # fmt: skip
+
+
+def add_figures(db: Store, folder: Path) -> None:
+    """Fig. 6: four models on one image and window (VapSR without a map), one row on another image (left
+    out), an older LKDN row (replaced). Fig. 5: HR, bicubic, LKDN and LMFN crops of one box."""
+    for model, di in LAM_DI.items():
+        colour = TILE_COLOURS.get(model, (0, 0, 0))
+        _lam(db, model, di, _png(folder / f"lam-{model}.png", colour, (48, 32)) if model != "vapsr" else "")
+    _lam(db, "lkdn", 99.0, "", at=OLD, x=7, hash="older")  # another window, older: not the chosen group
+    _lam(db, "bsrn", 50.0, "", image="Set14/zebra")
+    hr = _png(folder / "hr.png", TILE_COLOURS["hr"])
+    for model, value in VISUAL_PSNR.items():
+        crop = _png(folder / f"crop-{model}.png", TILE_COLOURS[model])
+        db.add({"kind": "visual", "model": model, "scale": 4, "dataset": VISUAL_IMAGE, "protocol": "basicsr",
+                "metrics": {"crop_psnr": value, "box": BOX, "png": crop, "crop_png": crop, "hr_crop_png": hr},
+                "checkpoint_hash": f"{model}4hash", "created_at": NEW, "device": "CPU Test"})  # fmt: skip

@@ -311,15 +311,15 @@ def test_table3_marks_best_not_resolved_from_second(grid_report, grid_store: Pat
 def test_comparisons_table(grid_report) -> None:
     c = grid_report.comparisons
     assert list(c.values.index) == [
-        ("lka − LMFN", "Manga109 ×4"),
+        ("LKA − LMFN", "Manga109 ×4"),
         ("LKDN − BSRN", "Set5 ×4"),
         ("LKDN − BSRN", "Manga109 ×4"),
     ]
     g = grid_values()
     iv = paired_bootstrap(g["lka"], g[LMFN])
-    row = c.values.loc[("lka − LMFN", "Manga109 ×4")]
+    row = c.values.loc[("LKA − LMFN", "Manga109 ×4")]
     assert row.tolist() == [pytest.approx(iv.mean), 2, 5]  # both grid runs: seeds, then images
-    assert c.ci.loc[("lka − LMFN", "Manga109 ×4"), ("", "Δ PSNR")] == (iv.lo, iv.hi)
+    assert c.ci.loc[("LKA − LMFN", "Manga109 ×4"), ("", "Δ PSNR")] == (iv.lo, iv.hi)
     assert c.values[("", "Seeds")].tolist() == [2, 1, 1]  # LKDN / BSRN: one measured row each
     assert c.marks[("", "Δ PSNR")].tolist() == ["*", "", "*"]
     assert "Not resolved (the interval contains 0): LKDN − BSRN on Set5 ×4." in c.notes

@@ -166,6 +166,7 @@ def test_latex_compiles_with_pdflatex(report, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:]
     log = (tex / "main.log").read_text(errors="replace")
     assert "Missing character" not in log and "Undefined control sequence" not in log
+    assert "Overfull \\hbox" not in log  # Table 3's 12 metric columns are scaled to the text width
     assert (tex / "main.pdf").read_bytes()[:5] == b"%PDF-"
 
 
@@ -254,7 +255,7 @@ def test_cli_compare_prints_and_writes_the_comparisons(grid_store: Path, tmp_pat
     iv = paired_bootstrap(g["lka"], g[LMFN], level=0.9, seed=3)
     signed = lambda v: f"{v:+.2f}".replace("-", "−")  # noqa: E731
     cell = f"{signed(iv.mean)} [{signed(iv.lo)}, {signed(iv.hi)}]*"
-    assert "lka − LMFN" in res.output and cell in res.output and "LKDN − BSRN" in res.output
+    assert "LKA − LMFN" in res.output and cell in res.output and "LKDN − BSRN" in res.output
     assert "90% bootstrap intervals" in res.output and str(tmp_path / "report.md") in res.output
     md = (tmp_path / "report.md").read_text()
     assert "## Comparisons. Paired PSNR differences with 90% bootstrap intervals." in md
@@ -279,3 +280,35 @@ def test_cli_compare_errors_are_one_line(grid_store: Path, tmp_path: Path, args:
     assert res.exit_code == 2 and needle in text and "Traceback" not in text, text
     assert len([ln for ln in text.strip().splitlines() if ln.strip()]) == 1, text
     assert not out.exists()
+
+
+def test_html_with_figs_1_5_6_in_headless_chromium(figure_report, tmp_path: Path) -> None:
+    """The page as a browser paints it: Fig. 1's markers, Fig. 5's crops and Fig. 6's maps all on screen (each
+    tile of report_fixtures.add_figures has a solid colour no other element uses)."""
+    from report_fixtures import TILE_COLOURS
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    write_report(figure_report, tmp_path, ("html",))
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 3 and 'id="fig5"' in page and 'id="fig6"' in page
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'chr'}", f"--screenshot={shot}", "--window-size=1400,4200", (tmp_path / "report.html").as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shot.is_file(), "chromium wrote no screenshot"
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+
+    def rows_of(colour: tuple[int, int, int] | list[int], width: int = 5) -> np.ndarray:
+        """Screen rows with more than ``width`` pixels of ``colour``."""
+        return np.nonzero((np.abs(img - np.array(colour)).max(axis=2) < 16).sum(axis=1) > width)[0]
+
+    fig1 = rows_of([139, 163, 204], 20)  # Fig. 1's blue markers (alpha 0.65 on white); red is in titles too
+    crops = rows_of(TILE_COLOURS["hr"])  # Fig. 5's HR crop
+    maps = rows_of(TILE_COLOURS["lkdn"])  # LKDN's tile: Fig. 5 crop and Fig. 6 map
+    assert len(fig1) and len(crops) and len(maps), "a figure is missing from the page"
+    assert fig1.max() < crops.min() <= maps.min() and maps.max() > crops.max() + 50  # Fig. 1, 5, 6 in order

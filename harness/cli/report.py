@@ -111,7 +111,8 @@ def command(
     ci_level: LevelOpt = 0.95,
     bootstrap_seed: SeedOpt = 0,
 ) -> None:
-    """Tables 1-3 and Fig. 1 (PSNR vs FLOPs) as LaTeX / HTML / Markdown from the results store."""
+    """Tables 1-3, Fig. 1 (PSNR vs FLOPs) and, where the store has them, Figs. 5 (visual crops) and 6 (LAM
+    maps) as LaTeX / HTML / Markdown from the results store."""
     fmts = parse_formats(formats)  # bad options fail before the store is read
     if scale not in SCALES:
         raise UsageError(f"--scale must be one of {', '.join(map(str, SCALES))}, got {scale}")
