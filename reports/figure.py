@@ -114,8 +114,15 @@ def _size_legend(fig: Figure, top: float) -> None:
     )  # fmt: skip
 
 
+def _label(point) -> str:
+    """The model's name, and its GPU runtime below it where one was measured (``runtime_ms``, optional)."""
+    ms = getattr(point, "runtime_ms", math.nan)
+    return point.label if ms is None or math.isnan(ms) else f"{point.label}\n{ms:.1f} ms"
+
+
 def draw(points: pd.DataFrame, title: str = "") -> Figure:
-    """The trade-off scatter for ``points`` (columns label, flops_g, params_k, psnr, highlight)."""
+    """The trade-off scatter for ``points`` (columns label, flops_g, params_k, psnr, highlight; runtime_ms
+    optional: the GPU runtime shown under the label)."""
     fig = Figure(figsize=(7.2, 4.4), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -134,7 +141,7 @@ def draw(points: pd.DataFrame, title: str = "") -> Figure:
     fig.canvas.draw()  # fixes the layout, so display coordinates below are final
     fig.set_layout_engine("none")
     texts = [
-        ax.text(r.flops_g, r.psnr, r.label, fontsize=8, ha="center", va="center",
+        ax.text(r.flops_g, r.psnr, _label(r), fontsize=8, ha="center", va="center",
                 color=HIGHLIGHT if r.highlight else "black", fontweight="bold" if r.highlight else "normal")
         for r in df.itertuples()
     ]  # fmt: skip

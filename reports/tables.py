@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
-
 from reports import panels
 from reports.context import Builder, Context, Grid, grids
+from reports.points import figure_points, table3_models
 from reports.schema import (
     DELTA,
     DI,
@@ -197,13 +196,6 @@ def table2(ctx: Context, dataset: str, scale: int) -> ReportTable:
     )
 
 
-def table3_models(ctx: Context) -> list[str]:
-    """Keys of every model Table 3 shows: any non-ablation model with a result, plus LMFN."""
-    keys = set(ctx.evals.index.get_level_values(0)) | set(ctx.profiles.index.get_level_values(0))
-    lmfn = ctx.inputs.lmfn
-    return sorted(k for k in keys if k == lmfn or ctx.info(k) is None or ctx.info(k).family != "lmfn")
-
-
 def _table3_entry(ctx: Context, key: str, scale: int, sets: tuple[str, ...]) -> tuple | None:
     """(sort key, key, label, measured cells, published cells) of a model at one scale; None if no results."""
     label = ctx.label(key)
@@ -291,37 +283,6 @@ def _close_marks(ctx: Context, t: ReportTable, measured: dict[tuple[str, str], t
             f"bootstrap interval of their per-image difference contains 0 (images only; bootstrap seed "
             f"{ctx.stats.seed}, fixed)."
         )
-
-
-def figure_points(ctx: Context, dataset: str, scale: int) -> tuple[pd.DataFrame, str, list[str]]:
-    """Fig. 1's points: PSNR vs FLOPs (G) with params (K) for every Table 3 model that has all three."""
-    keys = table3_models(ctx)
-    ds, note = ctx.pick_dataset(keys, scale, dataset)
-    notes = [note] if note else []
-    pts, missing = [], []
-    for k in keys:
-        label = ctx.label(k)
-        cost, metric = ctx.cost_cells(k, scale), ctx.metric_cells(k, scale, ds, ds, label) if ds else {}
-        if cost and metric and not math.isnan(cost[("", FLOPS)][0]):
-            pts.append(
-                {
-                    "label": label,
-                    "flops_g": cost[("", FLOPS)][0],
-                    "params_k": cost[("", PARAMS)][0],
-                    "psnr": metric[(ds, PSNR)][0],
-                    "highlight": k == ctx.inputs.lmfn,
-                }
-            )
-        elif ds:
-            missing.append(label + (" (no FLOPs)" if metric else f" (no {ds} ×{scale})"))
-    if missing:
-        notes.append(f"Not plotted: {', '.join(missing)}.")
-    ctx.reset_marks()  # the figure has no footnotes: drop the marks its cells collected
-    cols = ["label", "flops_g", "params_k", "psnr", "highlight"]
-    caption = f"PSNR on {ds or dataset} ×{scale} against FLOPs (1280×720 output); marker area ∝ parameters."
-    if ds and ds != dataset:  # the paper plots Manga109 ×4: say which set this one is instead
-        caption += f" (The paper plots {dataset} ×{scale}, which is not in the store.)"
-    return pd.DataFrame(pts, columns=cols), caption, notes
 
 
 def _compared(ctx: Context, a: str, b: str, scale: int, ds: str) -> tuple[Interval, tuple] | str:

@@ -57,15 +57,21 @@ def _circle_hits_box(cx: float, cy: float, r: float, box) -> bool:
     return math.hypot(nx - cx, ny - cy) < r
 
 
-@pytest.mark.parametrize("points", [CLOSE, STACKED], ids=["close-models", "stacked"])
+# the close models with a GPU runtime under each label (two-line labels; Bicubic has none)
+TIMED = [(*p, ms) for p, ms in zip(CLOSE, (3.84, 4.1, 4.72, 2.6, 5.05, 6.3, math.nan), strict=True)]
+
+
+@pytest.mark.parametrize("points", [CLOSE, STACKED, TIMED], ids=["close-models", "stacked", "with-runtime"])
 def test_fig1_labels_overlap_no_label_and_no_marker(points: list) -> None:
-    df = pd.DataFrame(points, columns=["label", "flops_g", "params_k", "psnr", "highlight"])
+    cols = ["label", "flops_g", "params_k", "psnr", "highlight", "runtime_ms"][: len(points[0])]
+    df = pd.DataFrame(points, columns=cols)
     fig = figure.draw(df, "test")
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
     labels = [t for t in ax.texts if t.get_text()]
-    assert sorted(t.get_text() for t in labels) == sorted(df["label"])
+    want = [p[0] + (f"\n{p[5]:.1f} ms" if len(p) > 5 and not math.isnan(p[5]) else "") for p in points]
+    assert sorted(t.get_text() for t in labels) == sorted(want)
     boxes = [t.get_window_extent(renderer) for t in labels]
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:

@@ -54,6 +54,9 @@ def test_runtime_column_from_plain_fp32_cuda_rows_of_the_most_measured_gpu(tmp_p
     assert vals.loc["LKDN", ("", "FLOPs (G)")] == 18.3 and vals.loc["IMDN", ("", "FLOPs (G)")] == 40.9
     assert H200 in t3.caption and "CUDA events" in t3.caption and "fp32" in t3.caption
     assert any(A100 in n for n in t3.notes)
+    fig = load_report(tmp_path / "r.db", "Set5", 4, published=published)
+    pts = fig.figure.set_index("label")
+    assert pts.loc["LKDN", "runtime_ms"] == 3.75 and H200 in fig.figure_caption
     md = render_markdown(load_report(tmp_path / "r.db", "Set5", 4, published=published), "fig1.png")
     assert RUNTIME in md and "3.75" in md
 
