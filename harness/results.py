@@ -36,7 +36,7 @@ def visual_row(
         "source": "measured",
         "checkpoint": info.checkpoint,
         "checkpoint_hash": info.checkpoint_hash,
-        "device_key": "",
+        "device_key": "box=" + ",".join(map(str, box)),  # two boxes of one image are two rows
         "device": provenance.device_name(device),
         "extra": {"family": info.family, "paper": info.paper, "input_range": info.input_range,
                   "lr": "matlab"},  # LR from our MATLAB-style resize (harness.visuals)

@@ -99,6 +99,10 @@ def test_crops_psnr_and_cache(tmp_path: Path) -> None:
     )
     make_visuals([user], store=store, box=box, scale=SCALE, data_root=tmp_path / "data", force=True)
     assert png.stat().st_mtime_ns != stamp
+    # a second box of the same image is a row of its own (the box is in the store key), not a replacement
+    make_visuals([user], store=store, box=Box(0, 0, 8, 8), scale=SCALE, data_root=tmp_path / "data")
+    boxes = sorted(r["metrics"]["box"] for r in Store(store).rows(kind="visual", model=user))
+    assert boxes == [[0, 0, 8, 8], [6, 4, 20, 18]]
 
 
 def test_default_box_and_bad_boxes(tmp_path: Path) -> None:
