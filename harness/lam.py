@@ -114,11 +114,15 @@ def _filter(img: torch.Tensor, kernels: np.ndarray) -> torch.Tensor:
     return out.transpose(0, 1)
 
 
-def blur_path(lr: torch.Tensor, sigma: float, fold: int, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def blur_path(
+    lr: torch.Tensor, sigma: float, fold: int, kernel_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The progressive blur path of ``lr`` (3, h, w): ``fold`` images (blurriest first, the last = ``lr``) and
     their path derivatives, float32 (fold, 3, h, w)."""
     if min(lr.shape[-2:]) <= kernel_size // 2:
-        raise UsageError(f"the LR image ({tuple(lr.shape[-2:])}) is smaller than the blur kernel's half width")
+        raise UsageError(
+            f"the LR image ({tuple(lr.shape[-2:])}) is smaller than the blur kernel's half width"
+        )
     kernels = np.stack([gaussian_kernel(kernel_size, s) for s in np.linspace(sigma, 0, fold + 1)])
     images = _filter(lr, kernels[1:])
     derivs = _filter(lr, (kernels[1:] - kernels[:-1]) * fold)
@@ -235,7 +239,9 @@ def compute_lam(
     def target(sr: torch.Tensor) -> torch.Tensor:
         if not isinstance(sr, torch.Tensor) or sr.ndim != 4 or tuple(sr.shape[-2:]) != want:
             got = tuple(sr.shape) if isinstance(sr, torch.Tensor) else type(sr).__name__
-            raise UsageError(f"the model returned {got} for a {lr.shape[1]}x{lr.shape[0]} LR image: not x{scale}")
+            raise UsageError(
+                f"the model returned {got} for a {lr.shape[1]}x{lr.shape[0]} LR image: not x{scale}"
+            )
         return window_gradient_magnitude(sr, s.x, s.y, s.window)
 
     was_training = model.training

@@ -37,7 +37,10 @@ def factory(scale: int) -> nn.Module:
     """A tiny non-linear SR network (the CLI tests' user model)."""
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 3 * scale**2, 3, padding=1), nn.PixelShuffle(scale)
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.GELU(),
+        nn.Conv2d(8, 3 * scale**2, 3, padding=1),
+        nn.PixelShuffle(scale),
     )
 
 
@@ -130,7 +133,10 @@ def test_completeness_for_a_linear_network_and_a_linear_target() -> None:
     images, derivs = blur_path(lr, sigma, fold, 9)
     attribution = path_attribution(net, images, derivs, target, chunk=7)
     baseline = torch.stack(
-        [torch.from_numpy(ndimage.correlate(c.double().numpy(), gaussian_kernel(9, sigma), mode="mirror")) for c in lr]
+        [
+            torch.from_numpy(ndimage.correlate(c.double().numpy(), gaussian_kernel(9, sigma), mode="mirror"))
+            for c in lr
+        ]
     ).float()
     with torch.no_grad():
         expected = target(net(lr[None])) - target(net(baseline[None]))
@@ -211,7 +217,9 @@ def test_lam_matrix_skips_what_the_store_has_and_keys_on_settings(tmp_path: Path
     opts = LamOptions(img, LamSettings(8, 8, window=8, fold=3), out_dir=None)
     first = lam_matrix(job, opts, store=store, force=False)
     again = lam_matrix(job, opts, store=store, force=False)
-    other = lam_matrix(job, LamOptions(img, LamSettings(8, 8, window=8, fold=4), None), store=store, force=False)
+    other = lam_matrix(
+        job, LamOptions(img, LamSettings(8, 8, window=8, fold=4), None), store=store, force=False
+    )
     assert len(first.rows) == 1 and again.skipped == 1 and not again.rows and len(other.rows) == 1
     rows = Store(store).rows()
     assert len(rows) == 2 and {r["device_key"] for r in rows} == {
@@ -221,7 +229,9 @@ def test_lam_matrix_skips_what_the_store_has_and_keys_on_settings(tmp_path: Path
 
 
 def _lam(tmp_path: Path, *args: str):
-    return runner.invoke(app, ["lam", *args, "--store", str(tmp_path / "r.db"), "--out", str(tmp_path / "out")])
+    return runner.invoke(
+        app, ["lam", *args, "--store", str(tmp_path / "r.db"), "--out", str(tmp_path / "out")]
+    )
 
 
 def test_cli_json_row_and_pictures(tmp_path: Path) -> None:
@@ -235,7 +245,11 @@ def test_cli_json_row_and_pictures(tmp_path: Path) -> None:
     assert 0 < out["di"] < 100 and out["di"] == pytest.approx((1 - out["gini"]) * 100)
     (row,) = Store(tmp_path / "r.db").rows()
     assert row["kind"] == "lam" and row["dataset"] == "img" and row["psnr"] is None and row["protocol"] == ""
-    assert row["checkpoint_hash"] and row["metrics"]["di"] == out["di"] and row["device_key"] == "x10y12w8|sigma1.2|fold4|k9|pil"
+    assert (
+        row["checkpoint_hash"]
+        and row["metrics"]["di"] == out["di"]
+        and row["device_key"] == "x10y12w8|sigma1.2|fold4|k9|pil"
+    )
     assert {**row["extra"], **settings, "image": str(img.resolve())} == row["extra"]
     with Image.open(row["metrics"]["map_png"]) as m, Image.open(row["extra"]["panel_png"]) as p:
         assert m.size == (48, 40) and p.size == (3 * 48, 40)
@@ -256,13 +270,17 @@ def test_cli_json_row_and_pictures(tmp_path: Path) -> None:
 def test_cli_bad_input_is_one_line_exit_2_and_no_row(tmp_path: Path, args: list[str], needle: str) -> None:
     img = _image(tmp_path)
     args = [str(tmp_path / "missing.png") if a == "MISSING" else str(img) if a == "IMG" else a for a in args]
-    res = _lam(tmp_path, "-m", f"{__name__}:factory", "--checkpoint", str(_ckpt(tmp_path)), "--scale", "2", *args)
+    res = _lam(
+        tmp_path, "-m", f"{__name__}:factory", "--checkpoint", str(_ckpt(tmp_path)), "--scale", "2", *args
+    )
     _clean_failure(res, tmp_path, needle)
 
 
 def test_cli_model_without_weights_and_no_model(tmp_path: Path) -> None:
     img = _image(tmp_path)
-    _clean_failure(_lam(tmp_path, "-m", "lkdn", "--image", str(img), "--x", "1", "--y", "1"), tmp_path, "lkdn")
+    _clean_failure(
+        _lam(tmp_path, "-m", "lkdn", "--image", str(img), "--x", "1", "--y", "1"), tmp_path, "lkdn"
+    )
     _clean_failure(_lam(tmp_path, "--image", str(img), "--x", "1", "--y", "1"), tmp_path, "--model")
 
 

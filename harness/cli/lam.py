@@ -47,7 +47,9 @@ def _jobs(model: str | None, all_models: bool, scale: int, checkpoint: Path | No
         return tasks.zoo_jobs(None, [scale])
     if model is None:
         if checkpoint is None:
-            raise UsageError("give --model NAME, --checkpoint FILE or --all; `lmfn-bench models` lists the zoo")
+            raise UsageError(
+                "give --model NAME, --checkpoint FILE or --all; `lmfn-bench models` lists the zoo"
+            )
         return [tasks.Job(None, scale, checkpoint)]  # type: ignore[arg-type]  # zoo.create detects it
     jobs = tasks.zoo_jobs([model], [scale])
     if checkpoint is not None:
@@ -61,10 +63,19 @@ def _json(row: dict) -> None:
     extra, metrics = row["extra"], row["metrics"]
     settings = {k: extra[k] for k in (*LamSettings.__dataclass_fields__, "image")}
     json_line(
-        {"model": row["model"], "scale": row["scale"], "dataset": row["dataset"], "di": metrics["di"],
-         "gini": metrics["gini"], **settings, "seconds": metrics["seconds"], "map_png": metrics["map_png"],
-         "panel_png": extra.get("panel_png", ""), "checkpoint": row["checkpoint"],
-         "checkpoint_hash": row["checkpoint_hash"]}  # fmt: skip
+        {
+            "model": row["model"],
+            "scale": row["scale"],
+            "dataset": row["dataset"],
+            "di": metrics["di"],
+            "gini": metrics["gini"],
+            **settings,
+            "seconds": metrics["seconds"],
+            "map_png": metrics["map_png"],
+            "panel_png": extra.get("panel_png", ""),
+            "checkpoint": row["checkpoint"],
+            "checkpoint_hash": row["checkpoint_hash"],
+        }  # fmt: skip
     )
 
 
@@ -79,27 +90,37 @@ def _line(row: dict) -> None:
 
 @friendly_errors
 def command(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Zoo name or module.path:factory.")] = None,
-    image: Annotated[Path | None, typer.Option("--image", help="HR image (mod-cropped to the scale).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Zoo name or module.path:factory.")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="HR image (mod-cropped to the scale).")
+    ] = None,
     x: Annotated[str | None, typer.Option("--x", help="Window's left column, HR pixels.")] = None,
     y: Annotated[str | None, typer.Option("--y", help="Window's top row, HR pixels.")] = None,
     window: Annotated[str, typer.Option(help="Window side, HR pixels.")] = "16",
     sigma: Annotated[str, typer.Option(help="Blur path's starting sigma (LR pixels).")] = "1.2",
     fold: Annotated[str, typer.Option(help="Path steps.")] = "50",
-    kernel_size: Annotated[str, typer.Option("--kernel-size", help="Side of the Gaussian kernels (odd).")] = "9",
+    kernel_size: Annotated[
+        str, typer.Option("--kernel-size", help="Side of the Gaussian kernels (odd).")
+    ] = "9",
     lr_resize: Annotated[
-        str, typer.Option("--lr-resize", help=f"LR from HR: {' | '.join(LR_RESIZES)} (pil: the official LAM's).")
+        str,
+        typer.Option("--lr-resize", help=f"LR from HR: {' | '.join(LR_RESIZES)} (pil: the official LAM's)."),
     ] = "pil",
     scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.")] = 4,
     checkpoint: Annotated[Path | None, typer.Option(help="Weights file to load (strict).")] = None,
     weights_dir: WeightsDirOpt = None,
     all_models: Annotated[
-        bool, typer.Option("--all", help="Every zoo model with weights at --scale; rows already stored skipped.")
+        bool,
+        typer.Option("--all", help="Every zoo model with weights at --scale; rows already stored skipped."),
     ] = False,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the PNGs (demo-style panel, map over LR).")] = (
-        DEFAULT_LAM_OUT
-    ),
-    chunk: Annotated[str | None, typer.Option(help="Path images per forward pass (default: by size).")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the PNGs (demo-style panel, map over LR).")
+    ] = DEFAULT_LAM_OUT,
+    chunk: Annotated[
+        str | None, typer.Option(help="Path images per forward pass (default: by size).")
+    ] = None,
     force: ForceOpt = False,
     store: StoreOpt = DEFAULT_STORE_PATH,
     json_out: JsonOpt = False,
