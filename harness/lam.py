@@ -110,7 +110,8 @@ def _filter(img: torch.Tensor, kernels: np.ndarray) -> torch.Tensor:
     repeating the edge (cv2.filter2D's default); float64 -> (n, C, h, w)."""
     pad = kernels.shape[-1] // 2
     x = F.pad(img.double()[:, None], (pad, pad, pad, pad), mode="reflect")
-    out = F.conv2d(x, torch.from_numpy(kernels)[:, None])  # kernels are symmetric: correlation = convolution
+    # conv2d correlates, as cv2.filter2D does (the kernels are symmetric anyway)
+    out = F.conv2d(x, torch.from_numpy(kernels)[:, None].to(img.device))
     return out.transpose(0, 1)
 
 
