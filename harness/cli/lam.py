@@ -96,19 +96,23 @@ def command(
     image: Annotated[
         Path | None, typer.Option("--image", help="HR image (mod-cropped to the scale).")
     ] = None,
-    x: Annotated[str | None, typer.Option("--x", help="Window's left column, HR pixels.")] = None,
-    y: Annotated[str | None, typer.Option("--y", help="Window's top row, HR pixels.")] = None,
-    window: Annotated[str, typer.Option(help="Window side, HR pixels.")] = "16",
-    sigma: Annotated[str, typer.Option(help="Blur path's starting sigma (LR pixels).")] = "1.2",
-    fold: Annotated[str, typer.Option(help="Path steps.")] = "50",
+    x: Annotated[
+        str | None, typer.Option("--x", metavar="INT", help="Window's left column, HR pixels.")
+    ] = None,
+    y: Annotated[str | None, typer.Option("--y", metavar="INT", help="Window's top row, HR pixels.")] = None,
+    window: Annotated[str, typer.Option(metavar="INT", help="Window side, HR pixels.")] = "16",
+    sigma: Annotated[
+        str, typer.Option(metavar="FLOAT", help="Blur path's starting sigma (LR pixels).")
+    ] = "1.2",
+    fold: Annotated[str, typer.Option(metavar="INT", help="Path steps.")] = "50",
     kernel_size: Annotated[
-        str, typer.Option("--kernel-size", help="Side of the Gaussian kernels (odd).")
+        str, typer.Option("--kernel-size", metavar="INT", help="Side of the Gaussian kernels (odd).")
     ] = "9",
     lr_resize: Annotated[
         str,
         typer.Option("--lr-resize", help=f"LR from HR: {' | '.join(LR_RESIZES)} (pil: the official LAM's)."),
     ] = "pil",
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.")] = 4,
+    scale: Annotated[str, typer.Option("--scale", "-s", metavar="INT", help="Upscaling factor.")] = "4",
     checkpoint: Annotated[Path | None, typer.Option(help="Weights file to load (strict).")] = None,
     weights_dir: WeightsDirOpt = None,
     all_models: Annotated[
@@ -119,7 +123,7 @@ def command(
         Path, typer.Option("--out", help="Folder for the PNGs (demo-style panel, map over LR).")
     ] = DEFAULT_LAM_OUT,
     chunk: Annotated[
-        str | None, typer.Option(help="Path images per forward pass (default: by size).")
+        str | None, typer.Option(metavar="INT", help="Path images per forward pass (default: by size).")
     ] = None,
     force: ForceOpt = False,
     store: StoreOpt = DEFAULT_STORE_PATH,
@@ -132,7 +136,7 @@ def command(
         _int("--x", x), _int("--y", y), _int("--window", window), _float("--sigma", sigma), _int("--fold", fold),
         _int("--kernel-size", kernel_size), lr_resize,
     ).checked()  # fmt: skip
-    jobs = _jobs(model, all_models, check_scales([scale], [4])[0], checkpoint)
+    jobs = _jobs(model, all_models, check_scales([_int("--scale", scale)], [4])[0], checkpoint)
     options = LamOptions(image, settings, out, _int("--chunk", chunk) if chunk else None)
     with task_bars(len(jobs), "models") as bars:
         res = lam_matrix(
