@@ -49,13 +49,14 @@ def image_dataset(image: Path) -> str:
     return f"{name}/{image.stem}" if name in BENCHMARKS else image.stem
 
 
-def _create(job: Job, weights_dir: str | Path | None) -> tuple[nn.Module, str]:
-    """The model with its weights (the one zoo.create call) and its row source."""
+def _create(job: Job, weights_dir: str | Path | None) -> tuple[nn.Module, str, dict]:
+    """The model with its weights (the one zoo.create call), its row source and (a run's) provenance."""
     if job.model is None and "None" not in str(inspect.signature(zoo.create).parameters["name"].annotation):
         # zoo.create will detect the model from --checkpoint alone; until it can, the name is needed
         raise UsageError("give --model NAME (or --all); `lmfn-bench models` lists the zoo")
     model = zoo.create(job.model, job.scale, job.checkpoint, weights_dir, require_weights=True)
-    return model, ("trained" if job.checkpoint and run_provenance(job.checkpoint) else "measured")
+    run = run_provenance(job.checkpoint) if job.checkpoint else None
+    return model, ("trained" if run else "measured"), (run or {})
 
 
 def _pictures(res: LamResult, out_dir: Path | None, model: str, dataset: str) -> tuple[str, str]:
@@ -95,7 +96,7 @@ def lam_matrix(
     on, db, res = on or Reporter(), LazyStore(store), MatrixResult()
     for job in jobs:
         try:
-            model, source = _create(job, weights_dir)
+            model, source, run = _create(job, weights_dir)
         except MissingCheckpointError:
             if not missing_ok:
                 raise
@@ -116,7 +117,7 @@ def lam_matrix(
         row = lam_row(
             info, dataset, {**settings.as_dict(), "image": str(options.image.resolve())}, key,
             {"di": lam.di, "gini": lam.gini, "seconds": lam.seconds, "map_png": amap}, "cpu",
-            source=source, extra={"panel_png": panel},
+            source=source, extra={"panel_png": panel, **run},
         )  # fmt: skip
         res.record(db, row, on_row)
         on.finish()
