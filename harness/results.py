@@ -1,10 +1,12 @@
-"""The one row schema of the results store: every eval, profile, train and visual row is made here.
+"""The one row schema of the results store: every eval, profile, train, lam and visual row is made here.
 
 A row is a plain dict with the store's columns (see :mod:`harness.store`); ``Store.add`` fills in the
 provenance every row shares (uid, time, code revision, library versions). ``source`` says what a number is:
 ``measured`` (an official or user checkpoint, or a parameter-free model), ``trained`` (weights trained by
 this tool; ``extra`` names the run and its recipe). It is part of the store key, so re-measuring an official
 file never replaces a trained run's row.
+``lam`` rows: dataset "<set>/<image stem>", device_key = the LAM settings, psnr/ssim NULL, metrics {di, gini,
+seconds, map_png}, extra {x, y, window, sigma, fold, kernel_size, lr_resize, image, panel_png, family, paper}.
 """
 
 from __future__ import annotations
@@ -114,6 +116,37 @@ def profile_row(info: ZooInfo, metrics: dict[str, Any], device_key: str, device:
         "device_key": device_key,
         "device": provenance.device_name(device),
         "extra": {"family": info.family, "paper": info.paper},
+    }
+
+
+def lam_row(
+    info: ZooInfo,
+    dataset: str,
+    settings: dict[str, Any],
+    device_key: str,
+    metrics: dict[str, Any],
+    device: str,
+    *,
+    source: str = "measured",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The LAM diffusion index of one model for one image and window (``settings``: harness.lam.LamSettings
+    as a dict; ``device_key``: its compact key; ``metrics``: di, gini, seconds, map_png)."""
+    return {
+        "kind": "lam",
+        **_model_cols(info),
+        "scale": info.scale,
+        "dataset": dataset,
+        "protocol": "",
+        "psnr": None,
+        "ssim": None,
+        "metrics": metrics,
+        "source": source,
+        "checkpoint": info.checkpoint,
+        "checkpoint_hash": info.checkpoint_hash,
+        "device_key": device_key,  # the settings that change the DI: other settings are other rows
+        "device": provenance.device_name(device),
+        "extra": {**settings, "family": info.family, "paper": info.paper, **(extra or {})},
     }
 
 

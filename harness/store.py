@@ -1,7 +1,8 @@
 """The results store: one SQLite file (WAL mode), one atomic transaction per result, safe for several writers.
 
 Each row is one measurement with its provenance. ``kind`` is ``eval`` (PSNR/SSIM), ``profile`` (params, FLOPs,
-latency in ``metrics``) or ``train`` (validation during training). ``source`` says what a number is: ``measured``
+latency in ``metrics``), ``train`` (validation during training) or ``lam`` (LAM diffusion index: metrics
+di/gini/map_png, the settings in extra and device_key). ``source`` says what a number is: ``measured``
 (official or user checkpoint), ``trained`` (weights trained by this tool; ``extra.profile`` names the recipe).
 The key (kind, model, scale, dataset, protocol, source, checkpoint_hash, device_key) identifies "the same
 measurement" so ``eval --all`` can skip what is there; a forced re-measurement replaces it. Rows are made by

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import ablate, models, pipeline, profile, report, store, train, visuals
+from harness.cli import ablate, lam, models, pipeline, profile, report, store, train, visuals
 from harness.cli import eval as eval_cmd
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.command("train")(train.command)
 app.command("ablate")(ablate.command)
 app.command("report")(report.command)
 app.command("pipeline")(pipeline.command)
+app.command("lam")(lam.command)
 app.command("visuals")(visuals.command)
 app.add_typer(store.app, name="store")
 
