@@ -255,6 +255,13 @@ def test_cli_json_row_and_pictures(tmp_path: Path) -> None:
         assert m.size == (48, 40) and p.size == (3 * 48, 40)
 
 
+def test_cli_several_models_are_all_run() -> None:
+    # -m twice means both models (typer keeps only the last value of a plain str option)
+    from harness.cli.lam import _jobs
+
+    assert [(j.model, j.scale) for j in _jobs(["bicubic", "lkdn"], False, 4, None)] == [("bicubic", 4), ("lkdn", 4)]
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [

@@ -12,6 +12,7 @@ from harness.cli.common import (
     DEFAULT_STORE_PATH,
     ForceOpt,
     JsonOpt,
+    ModelsOpt,
     StoreOpt,
     WeightsDirOpt,
     check_scales,
@@ -40,18 +41,18 @@ def _float(option: str, value: str) -> float:
         raise UsageError(f"{option} must be a number, got '{value}'") from None
 
 
-def _jobs(model: str | None, all_models: bool, scale: int, checkpoint: Path | None) -> list[tasks.Job]:
+def _jobs(model: list[str] | None, all_models: bool, scale: int, checkpoint: Path | None) -> list[tasks.Job]:
     if all_models:
         if model or checkpoint:
             raise UsageError("--all runs every zoo model with weights; drop --model / --checkpoint")
         return tasks.zoo_jobs(None, [scale])
-    if model is None:
+    if not model:
         if checkpoint is None:
             raise UsageError(
                 "give --model NAME, --checkpoint FILE or --all; `lmfn-bench models` lists the zoo"
             )
         return [tasks.Job(None, scale, checkpoint)]  # type: ignore[arg-type]  # zoo.create detects it
-    jobs = tasks.zoo_jobs([model], [scale])
+    jobs = tasks.zoo_jobs(model, [scale])
     if checkpoint is not None:
         if len(jobs) != 1:
             raise UsageError("--checkpoint belongs to one model: give a single --model")
@@ -90,9 +91,7 @@ def _line(row: dict) -> None:
 
 @friendly_errors
 def command(
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Zoo name or module.path:factory.")
-    ] = None,
+    model: ModelsOpt = None,
     image: Annotated[
         Path | None, typer.Option("--image", help="HR image (mod-cropped to the scale).")
     ] = None,
