@@ -11,7 +11,7 @@ candidates and the keys that decided.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -72,7 +72,8 @@ def _narrow(fits: list[Candidate], scale: int | None, path: Path) -> list[Candid
             raise UsageError(f"checkpoint {path.name} is {have}, not x{scale}")
         return at
     if len({c.scale for c in fits}) > 1 and (hint := _scale_in_name(path)) is not None:
-        return [c for c in fits if c.scale == hint] or fits
+        named = [replace(c, deciding=(*c.deciding, f"x{hint} in the file name")) for c in fits if c.scale == hint]
+        return named or fits
     return fits
 
 
@@ -109,13 +110,13 @@ def detect(path: str | Path, scale: int | None = None, *, force_spandrel: bool =
             )
         if kept:
             c = kept[0]
-            label = next(lbl for lbl, p in pairs if p == c)
+            label = next(lbl for lbl, p in pairs if (p.name, p.scale) == (c.name, c.scale))
             return Detection(c.name, c.scale, c.config, tuple(steps), c.deciding, label, sd)
-    return _spandrel_detection(path, sd, steps, scale, claimed)
+    return _spandrel_detection(path, sd, steps, scale, claimed, force_spandrel)
 
 
 def _spandrel_detection(
-    path: Path, sd: dict, steps: list[str], scale: int | None, claimed: list[str]
+    path: Path, sd: dict, steps: list[str], scale: int | None, claimed: list[str], force: bool
 ) -> Detection:
     from harness import foreign
 
@@ -123,9 +124,10 @@ def _spandrel_detection(
         net = foreign.spandrel_network(sd, scale)
     except UnknownArchitectureError:
         looked = f"looks like {'/'.join(claimed)} but no zoo configuration fits; " if claimed else ""
+        who = "spandrel" if force else "no zoo detector or spandrel architecture"
         raise UnknownArchitectureError(
-            f"checkpoint {path.name}: unknown architecture ({looked}no zoo detector or spandrel architecture "
-            f"recognises keys {_first_keys(sd)}); give --model NAME or module.path:factory"
+            f"checkpoint {path.name}: unknown architecture ({looked}{who} recognises keys {_first_keys(sd)}); "
+            "give --model NAME or module.path:factory"
         ) from None
     config = foreign.describe(net)
     return Detection(f"{SPANDREL}:{net.arch_id}", net.upscale, config, tuple(steps), ("spandrel detect",),

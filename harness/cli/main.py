@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from harness.cli import ablate, models, pipeline, profile, report, store, train
+from harness.cli import inspect as inspect_cmd
+from harness.cli import weights as weights_cmd
 from harness.cli import eval as eval_cmd
 
 app = typer.Typer(
@@ -21,6 +23,8 @@ app.command("ablate")(ablate.command)
 app.command("report")(report.command)
 app.command("pipeline")(pipeline.command)
 app.add_typer(store.app, name="store")
+app.command("inspect")(inspect_cmd.command)
+app.add_typer(weights_cmd.app, name="weights")
 
 
 def main() -> None:  # pragma: no cover - console entry point
