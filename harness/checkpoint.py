@@ -9,6 +9,8 @@ way spandrel's ``canonicalize_state_dict`` does it (``params_ema`` / ``params`` 
 from __future__ import annotations
 
 import hashlib
+import pickle
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -42,8 +44,15 @@ def read_checkpoint(path: str | Path) -> object:
 
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # weights_only refused an object: say so in one line, never retry
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f" (it wants {found.group(1)})" if found else ""
+        raise CheckpointMismatchError(
+            f"cannot read checkpoint {path}: not a weights-only file{what}; refused, nothing in it was run"
+        ) from None
     except Exception as e:  # corrupt or foreign file: say which file and why
-        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {type(e).__name__}: {first}") from None
 
 
 def unwrap_report(obj: object, keys: Sequence[str] = DEFAULT_KEYS) -> tuple[dict[str, torch.Tensor], list[str]]:

@@ -3,10 +3,9 @@ descriptors: a few signature keys claim the state dict, then the configuration (
 upsampler, cell pattern ...) is read off tensor shapes and mapped to the zoo entries it can be.
 
 A detector returns ``None`` (not this architecture) or a list of :class:`Candidate` (usually one). Several
-candidates mean the shapes leave a choice open (PAN x2 vs x3: nearest-neighbour upsampling has no weights;
-LMFN ``@mr`` vs ``@mr-cross``: the same tensors, wired differently); :mod:`harness.detect` then decides
-with a hint or reports the ambiguity. Detection never trusts itself alone: every candidate is built and its
-state dict compared key by key and shape by shape before it is accepted.
+candidates mean the shapes leave a choice open (PAN x2 vs x3: nearest-neighbour upsampling has no weights);
+:mod:`harness.detect` then decides with a hint or reports the ambiguity. Detection never trusts itself alone:
+every candidate is built and its state dict compared key by key and shape by shape before it is accepted.
 """
 
 from __future__ import annotations
@@ -65,7 +64,8 @@ def _cell_of(sd: StateDict, block: str, dim: int) -> tuple[str, tuple[str, ...]]
     if f"{a}mfr.0.dsc_conv_x.weight" in sd:
         return "msm", ()
     if f"{a}iff.lka_l.pointwise.weight" in sd:
-        return "ifm", ("mr", "mr-cross")  # same tensors; only the order of the branches differs
+        # same tensors, the branches wired differently; mr-cross saves a marker buffer (lmfn/cells.py)
+        return "ifm", ("mr-cross",) if f"{a}iff.cross" in sd else ("mr",)
     if f"{a}iff.lka.pointwise.weight" in sd:  # whole tensor (cascade) or one half of it (parallel)
         return "ifm", ("cascade",) if _dim(sd, f"{a}iff.lka.pointwise.weight") == dim else ("parallel",)
     return "?", ()
@@ -99,7 +99,7 @@ def detect_lmfn(sd: StateDict) -> list[Candidate] | None:
         return _one("lkdn" if pattern == "lka" else pattern, scale, config, *deciding)
     allowed = set.intersection(*(set(s) for c, s in zip(cells, schemes, strict=True) if c == "ifm"))
     order = sorted(allowed, key=lambda s: (s != DEFAULT_SCHEME, s))
-    iff_keys = (*deciding, "B*.atten.iff.*")
+    iff_keys = (*deciding, "B*.atten.iff.lka* / iff.cross")
     return [Candidate(f"{pattern}@{s}", scale, {**config, "iff": s}, iff_keys) for s in order] if scale else None
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.checkpoint import DEFAULT_KEYS, file_sha256, load_into, read_checkpoint, unwrap_state_dict
+from harness.checkpoint import DEFAULT_KEYS, DETECT_KEYS, file_sha256, load_into, read_checkpoint, unwrap_state_dict
 from harness.errors import MissingCheckpointError, MissingFileError, UnknownModelError, UsageError
 from harness.settings import SCALES
 
@@ -186,9 +186,15 @@ def find_checkpoint(spec: ModelSpec, scale: int, weights_dir: str | Path | None)
     return hits[0] if hits else None
 
 
+def container_keys(spec: ModelSpec) -> tuple[str, ...]:
+    """The container keys tried when loading ``spec``'s files: its own first (e.g. BSRN's ``params``), then
+    the ones detection unwraps (``net``, ``model_state_dict`` ...), so a detected file always loads."""
+    return (*spec.checkpoint_keys, *(k for k in DETECT_KEYS if k not in spec.checkpoint_keys))
+
+
 def checkpoint_state_dict(name: str, path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict in ``path`` unwrapped with model ``name``'s own container keys (for partial loading)."""
-    return unwrap_state_dict(read_checkpoint(path), get_spec(name).checkpoint_keys)
+    return unwrap_state_dict(read_checkpoint(path), container_keys(get_spec(name)))
 
 
 def _scale_input_range(model: nn.Module, input_range: float) -> None:
@@ -251,7 +257,7 @@ def create(
     model, spec = build(name, scale), get_spec(name)
     ckpt = Path(checkpoint) if checkpoint else find_official(spec, scale, weights_dir)
     if ckpt is not None:
-        load_into(model, ckpt, spec.checkpoint_keys)
+        load_into(model, ckpt, container_keys(spec))
     elif require_weights and any(p.requires_grad for p in model.parameters()):
         where = f" in {weights_dir}" if weights_dir else ""
         raise MissingCheckpointError(
