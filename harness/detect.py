@@ -11,10 +11,12 @@ candidates and the keys that decided.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from harness.checkpoint import DETECT_KEYS, describe_mismatch, read_checkpoint, unwrap_report
 from harness.detectors import DETECTORS, Candidate, StateDict
@@ -50,9 +52,10 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str
     return unwrap_report(read_checkpoint(path), DETECT_KEYS)
 
 
-def _fits(cand: Candidate, sd: StateDict) -> bool:
-    from harness.zoo import build
+Builder = Callable[[str, int], nn.Module]  # harness.zoo.build, passed in (the zoo calls detection)
 
+
+def _fits(cand: Candidate, sd: StateDict, build: Builder) -> bool:
     try:
         return describe_mismatch(build(cand.name, cand.scale), sd) is None
     except UsageError:  # e.g. a scale the entry does not have
@@ -77,7 +80,7 @@ def _narrow(fits: list[Candidate], scale: int | None, path: Path) -> list[Candid
     return fits
 
 
-def _zoo_candidates(sd: StateDict) -> tuple[list[tuple[str, Candidate]], list[str]]:
+def _zoo_candidates(sd: StateDict, build: Builder) -> tuple[list[tuple[str, Candidate]], list[str]]:
     """(detector, candidate) pairs that fit ``sd`` exactly, and the detectors that claimed it at all."""
     fits, claimed = [], []
     for label, detector in DETECTORS:
@@ -85,7 +88,7 @@ def _zoo_candidates(sd: StateDict) -> tuple[list[tuple[str, Candidate]], list[st
         if cands is None:
             continue
         claimed.append(label)
-        fits += [(label, c) for c in cands if _fits(c, sd)]
+        fits += [(label, c) for c in cands if _fits(c, sd, build)]
     return fits, claimed
 
 
@@ -93,13 +96,14 @@ def _first_keys(sd: StateDict, n: int = 4) -> str:
     return ", ".join(list(sd)[:n]) + (" ..." if len(sd) > n else "")
 
 
-def detect(path: str | Path, scale: int | None = None, *, force_spandrel: bool = False) -> Detection:
-    """Detect the network in checkpoint ``path`` (``scale``: a hint that must agree with the weights)."""
+def detect(path: str | Path, build: Builder, scale: int | None = None, *, force_spandrel: bool = False) -> Detection:
+    """Detect the network in checkpoint ``path`` (``scale``: a hint that must agree with the weights); zoo
+    candidates are verified with ``build(name, scale)``. Callers go through :func:`harness.zoo.detect`."""
     path = Path(path)
     sd, steps = read_state_dict(path)
     claimed: list[str] = []
     if not force_spandrel:
-        pairs, claimed = _zoo_candidates(sd)
+        pairs, claimed = _zoo_candidates(sd, build)
         kept = _narrow([c for _, c in pairs], scale, path)
         if len(kept) > 1:
             names = ", ".join(f"{c.name} x{c.scale}" for c in kept)

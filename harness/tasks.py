@@ -76,11 +76,9 @@ class Job:
 def checkpoint_job(checkpoint: str | Path, scales: list[int] | None = None, model: str | None = None) -> Job:
     """The job of a checkpoint given without a zoo name: the network and scale read off its weights
     (``model="spandrel"`` forces spandrel's detection); one ``scales`` entry is a hint the weights must match."""
-    from harness.detect import detect
-
     if scales and len(scales) > 1:
         raise UsageError("a checkpoint holds one scale: give at most one --scale with --checkpoint")
-    found = detect(checkpoint, scales[0] if scales else None, force_spandrel=model is not None)
+    found = zoo.detect(checkpoint, scales[0] if scales else None, force_spandrel=model is not None)
     return Job(found.name, found.scale, Path(checkpoint))
 
 
@@ -100,10 +98,9 @@ def checkpoint_jobs(models: list[str] | None, scales: list[int] | None, checkpoi
 def inspect_checkpoint(checkpoint: str | Path, scale: int | None = None, model: str | None = None) -> dict[str, Any]:
     """What a checkpoint was detected as (``lmfn-bench inspect``): architecture, scale, configuration read
     off its shapes, params of the built network, container keys unwrapped, keys that decided."""
-    from harness.detect import detect
     from harness.measure import count_params
 
-    found = detect(checkpoint, scale, force_spandrel=model is not None)
+    found = zoo.detect(checkpoint, scale, force_spandrel=model is not None)
     net = zoo.create(found.name, found.scale, checkpoint)
     info = zoo.zoo_info(net)
     return {"file": str(checkpoint), "model": found.name, "scale": found.scale, "family": info.family,
@@ -113,11 +110,24 @@ def inspect_checkpoint(checkpoint: str | Path, scale: int | None = None, model: 
             "paper": info.paper}  # fmt: skip
 
 
+def fetch_weights(models: list[str] | None, *, base_url: str | None = None, force: bool = False) -> list:
+    """``weights fetch``: the official files of ``models`` (zoo names or patterns; none: all) into the cache."""
+    from harness import weights
+
+    files = None
+    if models:
+        files = []
+        for name in zoo.select(models):
+            own = [f for f in zoo.get_spec(name).checkpoints.values() if f in weights.SOURCES]
+            if not own:
+                raise UsageError(f"model '{name}' has no public official checkpoint to fetch")
+            files += own
+    return weights.fetch(list(dict.fromkeys(files)) if files else None, base_url=base_url, force=force)
+
+
 def job_name(job: Job) -> str:
     """The registered name of a job's network (``spandrel:<ArchId>`` names are their own)."""
-    from harness.detect import is_spandrel
-
-    return job.model if is_spandrel(job.model) else zoo.get_spec(job.model).name
+    return job.model if zoo.is_spandrel(job.model) else zoo.get_spec(job.model).name
 
 
 def zoo_jobs(models: Iterable[str] | None, scales: list[int], shard: tuple[int, int] = (0, 1)) -> list[Job]:

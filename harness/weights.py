@@ -149,21 +149,6 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
         Path(tmp).unlink(missing_ok=True)
 
 
-def files_for(models: list[str] | None) -> list[str]:
-    """The official files of ``models`` (zoo names or patterns; None: every file with a source)."""
-    if not models:
-        return list(SOURCES)
-    from harness import zoo
-
-    files = []
-    for name in zoo.select(models):
-        own = [f for f in zoo.get_spec(name).checkpoints.values() if f in SOURCES]
-        if not own:
-            raise UsageError(f"model '{name}' has no public official checkpoint to fetch")
-        files += own
-    return list(dict.fromkeys(files))
-
-
 @dataclass(frozen=True)
 class Fetched:
     file: str
@@ -171,12 +156,14 @@ class Fetched:
     status: str  # "fetched" | "cached"
 
 
-def fetch(models: list[str] | None = None, *, base_url: str | None = None, force: bool = False) -> list[Fetched]:
-    """Download the official files of ``models`` into the cache; files already there with the right hash
-    are kept (``force`` downloads again)."""
+def fetch(files: list[str] | None = None, *, base_url: str | None = None, force: bool = False) -> list[Fetched]:
+    """Download official ``files`` (None: every file with a source) into the cache; files already there with
+    the right hash are kept (``force`` downloads again)."""
     base_url = base_url or os.environ.get(URL_ENV) or None
     done = []
-    for file in files_for(models):
+    for file in files or list(SOURCES):
+        if file not in SOURCES:
+            raise UsageError(f"no public source is known for {file}")
         src = SOURCES[file]
         dest = weights_cache() / src.folder / file
         if dest.is_file() and not force and sha256_of(dest) == src.sha256:

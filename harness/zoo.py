@@ -25,7 +25,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.checkpoint import DEFAULT_KEYS, DETECT_KEYS, file_sha256, load_into, read_checkpoint, unwrap_state_dict
+from harness.checkpoint import (
+    DEFAULT_KEYS,
+    DETECT_KEYS,
+    file_sha256,
+    load_into,
+    read_checkpoint,
+    unwrap_state_dict,
+)
+from harness.detect import SPANDREL, Detection, is_spandrel
+from harness.detect import detect as detect_checkpoint
 from harness.errors import MissingCheckpointError, MissingFileError, UnknownModelError, UsageError
 from harness.settings import SCALES
 
@@ -124,7 +133,7 @@ def _factory_spec(target: str) -> ModelSpec:
 
 def get_spec(name: str) -> ModelSpec:
     """Look a model up by zoo name (case-insensitive, LMFN spellings folded) or as ``module.path:factory``."""
-    if name.startswith("spandrel"):  # spandrel:<ArchId> rows are read off their checkpoint, not registered
+    if is_spandrel(name):  # spandrel:<ArchId> rows are read off their checkpoint, not registered
         raise UnknownModelError(f"'{name}' is a spandrel architecture, not a zoo entry; give --checkpoint FILE")
     if ":" in name:
         return _factory_spec(name)
@@ -241,13 +250,11 @@ def create(
     (:mod:`harness.detect`; ``scale`` is then a hint); ``name="spandrel"`` forces spandrel's detection.
     The model takes and returns RGB in [0, 1] whatever its own input range, unless ``native_range`` (FLOPs
     and latency of the network as published). ``model.zoo_info`` says what was built."""
-    from harness import detect
-
-    if name is None or detect.is_spandrel(name):
+    if name is None or is_spandrel(name):
         if checkpoint is None:
             raise UsageError("without --model, give --checkpoint FILE: the network is read off its weights")
-        found = detect.detect(checkpoint, scale, force_spandrel=name is not None)
-        if name not in (None, detect.SPANDREL) and found.name != name:
+        found = detect(checkpoint, scale, force_spandrel=name is not None)
+        if name not in (None, SPANDREL) and found.name != name:
             raise UsageError(f"checkpoint {Path(checkpoint).name} is {found.name}, not {name}")
         if found.foreign:
             return _create_foreign(found, Path(checkpoint))
@@ -278,6 +285,12 @@ def create(
     return model
 
 
+def detect(path: str | Path, scale: int | None = None, *, force_spandrel: bool = False) -> Detection:
+    """What checkpoint ``path`` holds, read off its weights (:mod:`harness.detect`; zoo entries first, then
+    spandrel's architectures unless ``force_spandrel`` skips the zoo). ``scale`` is a hint."""
+    return detect_checkpoint(path, build, scale, force_spandrel=force_spandrel)
+
+
 def find_official(spec: ModelSpec, scale: int, weights_dir: str | Path | None) -> Path | None:
     """The official file of ``spec`` x``scale``: the fetched copy in the weights cache, then ``weights_dir``."""
     from harness.weights import cached_checkpoint
@@ -285,7 +298,7 @@ def find_official(spec: ModelSpec, scale: int, weights_dir: str | Path | None) -
     return cached_checkpoint(spec.checkpoints.get(scale)) or find_checkpoint(spec, scale, weights_dir)
 
 
-def _create_foreign(found: object, path: Path) -> nn.Module:
+def _create_foreign(found: Detection, path: Path) -> nn.Module:
     """A spandrel network (``found``: a :class:`harness.detect.Detection`) with the zoo's metadata."""
     from harness.foreign import spandrel_network, spandrel_version
 

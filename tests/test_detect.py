@@ -11,8 +11,12 @@ import torch
 
 from harness import zoo
 from harness.checkpoint import unwrap_report
-from harness.detect import detect
-from harness.errors import AmbiguousCheckpointError, CheckpointMismatchError, UnknownArchitectureError, UsageError
+from harness.errors import (
+    AmbiguousCheckpointError,
+    CheckpointMismatchError,
+    UnknownArchitectureError,
+    UsageError,
+)
 from lmfn.variants import canonical_name
 
 # containers the round trip cycles through (BasicSR, DataParallel, GAN trainers, plain)
@@ -56,9 +60,9 @@ def test_random_init_round_trip(name: str, scale: int, tmp_path: Path) -> None:
     hint = None
     if name == "pan" and scale in (2, 3):  # x2 and x3 share every shape: the scale must come from elsewhere
         with pytest.raises(AmbiguousCheckpointError, match=r"pan x2, pan x3 .*--scale"):
-            detect(path)
+            zoo.detect(path)
         hint = scale
-    found = detect(path, hint)
+    found = zoo.detect(path, hint)
     assert _same_network(found.name, name) and found.scale == scale
     model = zoo.create(None, hint, path)  # the detected network holds exactly the saved tensors
     for k, v in model.state_dict().items():
@@ -69,7 +73,7 @@ def test_lmfn_configuration_is_read_off_the_block_keys(tmp_path: Path) -> None:
     for name, cells, iff in (("lka-msm-ifm@parallel", "lka-msm-ifm", "parallel"), ("msm", "msm", None),
                              ("ifm@mr-cross", "ifm", "mr-cross"), ("lka-ifm@cascade", "lka-ifm", "cascade")):  # fmt: skip
         path = _save(zoo.build(name, 3).state_dict(), tmp_path / f"{cells}.pth", "params_ema")
-        found = detect(path)
+        found = zoo.detect(path)
         assert found.config["cells"] == cells and found.config.get("iff") == iff
         assert found.config["channels"] == 56 and found.config["blocks"] == 8 and found.scale == 3
         assert found.unwrapped == ("params_ema",)
@@ -85,18 +89,18 @@ def test_unwrap_report_names_the_steps() -> None:
 def test_scale_hint_that_disagrees_is_an_error(tmp_path: Path) -> None:
     path = _save(zoo.build("bsrn", 2).state_dict(), tmp_path / "b.pth", "params")
     with pytest.raises(UsageError, match="bsrn x2, not x4"):
-        detect(path, 4)
+        zoo.detect(path, 4)
 
 
 def test_unknown_and_lookalike_architectures(tmp_path: Path) -> None:
     torch.save({"encoder.weight": torch.zeros(3, 3), "head.bias": torch.zeros(3)}, tmp_path / "u.pth")
     with pytest.raises(UnknownArchitectureError, match="unknown architecture.*encoder.weight"):
-        detect(tmp_path / "u.pth")
+        zoo.detect(tmp_path / "u.pth")
     # BSRN's keys with one block too few: claimed by the BSRN detector, fitted by no zoo entry
     sd = {k: v for k, v in zoo.build("bsrn", 4).state_dict().items() if not k.startswith("B8.")}
     torch.save(sd, tmp_path / "b7.pth")
     with pytest.raises(UnknownArchitectureError, match="looks like BSRN but no zoo configuration fits"):
-        detect(tmp_path / "b7.pth")
+        zoo.detect(tmp_path / "b7.pth")
 
 
 def test_a_pickle_that_runs_code_is_refused_not_executed(tmp_path: Path) -> None:
@@ -108,7 +112,7 @@ def test_a_pickle_that_runs_code_is_refused_not_executed(tmp_path: Path) -> None
 
     torch.save({"params": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(CheckpointMismatchError, match="cannot read checkpoint"):
-        detect(tmp_path / "evil.pth")
+        zoo.detect(tmp_path / "evil.pth")
     assert not marker.exists()
 
 
@@ -128,7 +132,7 @@ def test_every_official_checkpoint_is_detected(weights_dir: Path) -> None:
     files = _official_files(weights_dir)
     assert len(files) >= 27  # every file in ../shared/weights the zoo knows
     for path in files:
-        found = detect(path)
+        found = zoo.detect(path)
         assert (found.name, found.scale) == OFFICIAL[path.name], path.name
 
 
@@ -149,5 +153,5 @@ def test_detected_evaluation_equals_the_named_one(weights_dir: Path, data_root: 
 
 def test_scale_token_in_the_file_name_decides_what_the_shapes_leave_open(tmp_path: Path) -> None:
     path = _save(zoo.build("pan", 3).state_dict(), tmp_path / "PANx3_mine.pth", "flat")
-    found = detect(path)
+    found = zoo.detect(path)
     assert (found.name, found.scale) == ("pan", 3) and "x3 in the file name" in found.deciding

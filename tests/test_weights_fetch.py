@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from harness import weights, zoo
+from harness import tasks, weights, zoo
 from harness.cli import app
 from harness.errors import DownloadError
 from harness.store import Store
@@ -83,12 +83,12 @@ def test_pinned_hashes_are_those_of_the_reference_files(weights_dir: Path) -> No
 
 
 def test_fetch_ok_then_cached_and_found_by_create(server: str, cache: Path, weights_dir: Path) -> None:
-    got = weights.fetch(["lkdn"], base_url=f"{server}/ok")
+    got = tasks.fetch_weights(["lkdn"], base_url=f"{server}/ok")
     assert [g.status for g in got] == ["fetched"] * 3
     for g in got:
         assert g.path.read_bytes() == (weights_dir / "LKDN" / g.file).read_bytes()
     assert _files(cache) == sorted(g.path for g in got)  # no temp files left
-    assert {g.status for g in weights.fetch(["lkdn"], base_url=f"{server}/ok")} == {"cached"}
+    assert {g.status for g in tasks.fetch_weights(["lkdn"], base_url=f"{server}/ok")} == {"cached"}
     model = zoo.create("lkdn", 4, require_weights=True)  # no --weights-dir: the cache serves
     assert zoo.zoo_info(model).checkpoint == str(cache / "LKDN" / "LKDN_x4.pth")
 
@@ -98,7 +98,7 @@ def test_fetch_ok_then_cached_and_found_by_create(server: str, cache: Path, weig
 )
 def test_failed_download_is_an_error_and_leaves_no_file(server: str, cache: Path, mode: str, message: str) -> None:
     with pytest.raises(DownloadError, match=message):
-        weights.fetch(["rfdn-aim"], base_url=f"{server}/{mode}")
+        tasks.fetch_weights(["rfdn-aim"], base_url=f"{server}/{mode}")
     assert _files(cache) == []
     assert weights.cached_checkpoint("RFDN_AIM.pth") is None
 
@@ -107,7 +107,7 @@ def test_a_corrupt_cached_file_is_fetched_again(server: str, cache: Path) -> Non
     dest = cache / "RFDN" / "RFDN_AIM.pth"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"not the file")
-    (got,) = weights.fetch(["rfdn-aim"], base_url=f"{server}/ok")
+    (got,) = tasks.fetch_weights(["rfdn-aim"], base_url=f"{server}/ok")
     assert got.status == "fetched" and weights.sha256_of(dest) == weights.SOURCES["RFDN_AIM.pth"].sha256
 
 

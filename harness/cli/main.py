@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from harness.cli import ablate, models, pipeline, profile, report, store, train
+from harness.cli import eval as eval_cmd
 from harness.cli import inspect as inspect_cmd
 from harness.cli import weights as weights_cmd
-from harness.cli import eval as eval_cmd
 
 app = typer.Typer(
     help="Benchmark and ablation harness for efficient single-image super-resolution, built around LMFN.",

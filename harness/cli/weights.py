@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from harness import weights
+from harness import tasks, weights
 from harness.cli.common import JsonOpt, friendly_errors, out
 from harness.cli.output import json_line
 
@@ -25,7 +25,7 @@ def fetch(
     json_out: JsonOpt = False,
 ) -> None:
     """Download the official weights (pinned URL + sha256) into the cache `eval`/`pipeline`/`ablate` search first."""
-    for f in weights.fetch(models, base_url=base_url, force=force):
+    for f in tasks.fetch_weights(models, base_url=base_url, force=force):
         if json_out:
             json_line({"file": f.file, "path": str(f.path), "status": f.status})
         else:

@@ -366,9 +366,9 @@ def _model_from_init(model: str | None, merged: dict[str, Any]) -> str | None:
     need_teacher = bool(merged.get("init_distill") or merged.get("kd_weight")) and not merged.get("distill_teacher")
     if model is not None and not need_teacher:
         return model
-    from harness.detect import detect
+    from harness import zoo
 
-    found = detect(merged["init"], merged.get("scale"))
+    found = zoo.detect(merged["init"], merged.get("scale"))
     if found.foreign:
         raise UsageError(f"--init {Path(merged['init']).name} is {found.name}: only zoo models train here; give --model")
     merged.setdefault("scale", found.scale)
