@@ -97,5 +97,9 @@ def command(
     if res.skipped:
         echo(f"{res.skipped} result(s) already in {store} were skipped (use --force to re-measure)")
     if res.no_checkpoint:
-        where = f"in {weights_dir}" if weights_dir else "(no --weights-dir given)"
+        where = (
+            f"in the weights cache or {weights_dir}"
+            if weights_dir
+            else "(no --weights-dir; `lmfn-bench weights fetch` fills the cache)"
+        )
         echo(f"not evaluated, no checkpoint found {where}: {', '.join(res.no_checkpoint)}")
