@@ -75,7 +75,9 @@ def _narrow(fits: list[Candidate], scale: int | None, path: Path) -> list[Candid
             raise UsageError(f"checkpoint {path.name} is {have}, not x{scale}")
         return at
     if len({c.scale for c in fits}) > 1 and (hint := _scale_in_name(path)) is not None:
-        named = [replace(c, deciding=(*c.deciding, f"x{hint} in the file name")) for c in fits if c.scale == hint]
+        named = [
+            replace(c, deciding=(*c.deciding, f"x{hint} in the file name")) for c in fits if c.scale == hint
+        ]
         return named or fits
     return fits
 
@@ -96,7 +98,9 @@ def _first_keys(sd: StateDict, n: int = 4) -> str:
     return ", ".join(list(sd)[:n]) + (" ..." if len(sd) > n else "")
 
 
-def detect(path: str | Path, build: Builder, scale: int | None = None, *, force_spandrel: bool = False) -> Detection:
+def detect(
+    path: str | Path, build: Builder, scale: int | None = None, *, force_spandrel: bool = False
+) -> Detection:
     """Detect the network in checkpoint ``path`` (``scale``: a hint that must agree with the weights); zoo
     candidates are verified with ``build(name, scale)``. Callers go through :func:`harness.zoo.detect`."""
     path = Path(path)

@@ -100,7 +100,9 @@ def detect_lmfn(sd: StateDict) -> list[Candidate] | None:
     allowed = set.intersection(*(set(s) for c, s in zip(cells, schemes, strict=True) if c == "ifm"))
     order = sorted(allowed, key=lambda s: (s != DEFAULT_SCHEME, s))
     iff_keys = (*deciding, "B*.atten.iff.lka* / iff.cross")
-    return [Candidate(f"{pattern}@{s}", scale, {**config, "iff": s}, iff_keys) for s in order] if scale else None
+    return (
+        [Candidate(f"{pattern}@{s}", scale, {**config, "iff": s}, iff_keys) for s in order] if scale else None
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -112,7 +114,11 @@ def detect_bsrn(sd: StateDict) -> list[Candidate] | None:
     if not _has(sd, "fea_conv.pw.weight", "B1.esa.conv1.weight", key):
         return None
     cfg = {"channels": _dim(sd, "fea_conv.pw.weight"), "blocks": _count(sd, r"^B(\d+)\.")}
-    return _one("bsrn", _shuffle_scale(_dim(sd, key)), cfg, "B1.esa.*", key) if cfg == {"channels": 64, "blocks": 8} else []
+    return (
+        _one("bsrn", _shuffle_scale(_dim(sd, key)), cfg, "B1.esa.*", key)
+        if cfg == {"channels": 64, "blocks": 8}
+        else []
+    )
 
 
 def detect_imdn(sd: StateDict) -> list[Candidate] | None:

@@ -74,7 +74,9 @@ def spandrel_descriptor(sd: Mapping[str, torch.Tensor]) -> object | None:
     except UnsupportedModelError:
         return None
     except Exception as e:  # recognised by its keys, but the tensors do not build the network it names
-        raise CheckpointMismatchError(f"spandrel recognised the keys but could not load them: {type(e).__name__}: {e}") from None
+        raise CheckpointMismatchError(
+            f"spandrel recognised the keys but could not load them: {type(e).__name__}: {e}"
+        ) from None
 
 
 def spandrel_network(sd: Mapping[str, torch.Tensor], scale: int | None = None) -> SpandrelNet:
@@ -85,9 +87,13 @@ def spandrel_network(sd: Mapping[str, torch.Tensor], scale: int | None = None) -
     from spandrel import ImageModelDescriptor
 
     if not isinstance(desc, ImageModelDescriptor) or desc.input_channels != 3 or desc.output_channels != 3:
-        raise UsageError(f"spandrel:{desc.architecture.id} is not an RGB image-to-image model; only SR models are measured")
+        raise UsageError(
+            f"spandrel:{desc.architecture.id} is not an RGB image-to-image model; only SR models are measured"
+        )
     if desc.scale not in SCALES:
-        raise UsageError(f"spandrel:{desc.architecture.id} upscales x{desc.scale}; the benchmark scales are {list(SCALES)}")
+        raise UsageError(
+            f"spandrel:{desc.architecture.id} upscales x{desc.scale}; the benchmark scales are {list(SCALES)}"
+        )
     if scale is not None and desc.scale != scale:
         raise UsageError(f"checkpoint is spandrel:{desc.architecture.id} x{desc.scale}, not x{scale}")
     return SpandrelNet(desc.eval())

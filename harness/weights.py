@@ -134,9 +134,13 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
                 h.update(chunk)
                 got += len(chunk)
         if expected is not None and got != int(expected):
-            raise DownloadError(f"download of {dest.name} was cut short: {got} of {expected} bytes from {url}")
+            raise DownloadError(
+                f"download of {dest.name} was cut short: {got} of {expected} bytes from {url}"
+            )
         if h.hexdigest() != sha256:
-            raise DownloadError(f"{dest.name} from {url} has sha256 {h.hexdigest()[:16]}..., expected {sha256[:16]}...")
+            raise DownloadError(
+                f"{dest.name} from {url} has sha256 {h.hexdigest()[:16]}..., expected {sha256[:16]}..."
+            )
         os.replace(tmp, dest)
         return dest
     except DownloadError:
@@ -156,7 +160,9 @@ class Fetched:
     status: str  # "fetched" | "cached"
 
 
-def fetch(files: list[str] | None = None, *, base_url: str | None = None, force: bool = False) -> list[Fetched]:
+def fetch(
+    files: list[str] | None = None, *, base_url: str | None = None, force: bool = False
+) -> list[Fetched]:
     """Download official ``files`` (None: every file with a source) into the cache; files already there with
     the right hash are kept (``force`` downloads again)."""
     base_url = base_url or os.environ.get(URL_ENV) or None

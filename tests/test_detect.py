@@ -42,6 +42,7 @@ def _save(sd: dict, path: Path, container: str) -> Path:
 
 def _same_network(detected: str, name: str) -> bool:
     """``lkdn`` and the ``lka`` pattern are one network registered twice (the zoo says so)."""
+
     def key(n: str) -> str:
         try:
             return canonical_name(n)
@@ -146,8 +147,12 @@ def test_detected_evaluation_equals_the_named_one(weights_dir: Path, data_root: 
         name, scale = OFFICIAL[path.name]
         if name == "ngswin":
             continue
-        named = evaluate_model(zoo.create(name, scale, path).eval(), "Set5", scale, data_root, "basicsr", "cpu")
-        found = evaluate_model(zoo.create(None, None, path).eval(), "Set5", scale, data_root, "basicsr", "cpu")
+        named = evaluate_model(
+            zoo.create(name, scale, path).eval(), "Set5", scale, data_root, "basicsr", "cpu"
+        )
+        found = evaluate_model(
+            zoo.create(None, None, path).eval(), "Set5", scale, data_root, "basicsr", "cpu"
+        )
         assert (found.psnr, found.ssim) == (named.psnr, named.ssim), path.name
 
 
@@ -155,3 +160,38 @@ def test_scale_token_in_the_file_name_decides_what_the_shapes_leave_open(tmp_pat
     path = _save(zoo.build("pan", 3).state_dict(), tmp_path / "PANx3_mine.pth", "flat")
     found = zoo.detect(path)
     assert (found.name, found.scale) == ("pan", 3) and "x3 in the file name" in found.deciding
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", [2, 3])
+def test_ngswin_official_weights_reproduce_the_published_rows(
+    scale: int, weights_dir: Path, data_root: Path, shared: Path
+) -> None:
+    """The official NGswin files (strict load: the recomputed buffers are non-persistent) on Set5. The published
+    row is a THIRD-PARTY quote (SMFANet's Table 2, read off a figure; see published.csv), so 0.02 dB / 0.001."""
+    from helpers import published_row
+
+    from harness.evaluate import evaluate_model
+
+    path = weights_dir / "NGswin" / f"NGswin_x{scale}.pth"
+    model = zoo.create(None, None, path).eval()  # detected, no name given
+    assert (zoo.zoo_info(model).name, zoo.zoo_info(model).scale) == ("ngswin", scale)
+    res = evaluate_model(model, "Set5", scale, data_root, "basicsr", "cpu")
+    row = published_row(shared, "NGswin", scale)
+    assert "THIRD-PARTY" in row["source"]
+    # measured here on CPU: x2 38.061 / 0.9611 (published 38.05 / 0.9610), x3 34.514 / 0.9283 (34.52 / 0.9282)
+    assert res.psnr == pytest.approx(float(row["set5_psnr"]), abs=0.02)
+    assert res.ssim == pytest.approx(float(row["set5_ssim"]), abs=1e-3)
+
+
+def test_train_init_without_model_trains_the_detected_network(tmp_path: Path) -> None:
+    from harness.train.config import layered_config
+
+    path = _save(zoo.build("lkdn", 2).state_dict(), tmp_path / "w.pth", "params")
+    cfg = layered_config({"init": str(path), "profile": "smoke"}, {}, {})
+    assert (cfg.model, cfg.scale, cfg.distill_teacher) == ("lkdn", 2, None)
+    # the teacher of --init-distill defaults to the network the --init weights hold; --model stays the student
+    cfg = layered_config(
+        {"init": str(path), "profile": "smoke", "model": "lka-msm-ifm", "init_distill": 2}, {}, {}
+    )
+    assert (cfg.model, cfg.scale, cfg.distill_teacher) == ("lka-msm-ifm", 2, "lkdn")

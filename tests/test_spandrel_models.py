@@ -110,7 +110,9 @@ def test_padding_is_what_the_size_requirements_ask() -> None:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_eval_checkpoint_without_model(arch: str, checkpoints: dict[str, Path], odd_set: Path, tmp_path: Path) -> None:
+def test_eval_checkpoint_without_model(
+    arch: str, checkpoints: dict[str, Path], odd_set: Path, tmp_path: Path
+) -> None:
     store = tmp_path / "r.db"
     res = runner.invoke(app, ["eval", "--checkpoint", str(checkpoints[arch]), "-d", "Set5", "--data-root",
                               str(odd_set), "--store", str(store)])  # fmt: skip
@@ -139,12 +141,17 @@ def test_profile_and_report_treat_spandrel_models_like_zoo_models(
     from reports.inputs import load_report
 
     store, ckpt = tmp_path / "r.db", checkpoints["Compact"]
-    for cmd in (["eval", "-d", "Set5", "--data-root", str(odd_set)], ["profile", "--no-latency", "--no-thop"]):
+    for cmd in (
+        ["eval", "-d", "Set5", "--data-root", str(odd_set)],
+        ["profile", "--no-latency", "--no-thop"],
+    ):
         res = runner.invoke(app, [*cmd, "--checkpoint", str(ckpt), "--store", str(store)])
         assert res.exit_code == 0, res.output
     prof = next(r for r in Store(store).rows() if r["kind"] == "profile")
     net = spandrel.ModelLoader().load_from_file(ckpt).model
-    assert prof["model"] == "spandrel:Compact" and prof["metrics"]["params"] == sum(p.numel() for p in net.parameters())
+    assert prof["model"] == "spandrel:Compact" and prof["metrics"]["params"] == sum(
+        p.numel() for p in net.parameters()
+    )
     # Compact x4 at 180x320: 4 convs of 16->16 3x3 + first 3->16 + last 16->48 (multiply-adds; PReLU uncounted)
     hw = 180 * 320
     assert prof["metrics"]["flops_paper"] == hw * 9 * (3 * 16 + 4 * 16 * 16 + 16 * 48)

@@ -96,7 +96,9 @@ def test_fetch_ok_then_cached_and_found_by_create(server: str, cache: Path, weig
 @pytest.mark.parametrize(
     "mode,message", [("wrong", "has sha256"), ("cut", "cut short|IncompleteRead"), ("missing", "HTTP 404")]
 )
-def test_failed_download_is_an_error_and_leaves_no_file(server: str, cache: Path, mode: str, message: str) -> None:
+def test_failed_download_is_an_error_and_leaves_no_file(
+    server: str, cache: Path, mode: str, message: str
+) -> None:
     with pytest.raises(DownloadError, match=message):
         tasks.fetch_weights(["rfdn-aim"], base_url=f"{server}/{mode}")
     assert _files(cache) == []

@@ -16,7 +16,9 @@ from harness.errors import UsageError
 @friendly_errors
 def command(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file (.pth / .pt / .safetensors).")],
-    scale: Annotated[int | None, typer.Option("--scale", "-s", help="Scale hint the weights must match.")] = None,
+    scale: Annotated[
+        int | None, typer.Option("--scale", "-s", help="Scale hint the weights must match.")
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Only 'spandrel': skip the zoo's detectors.")
     ] = None,

@@ -10,18 +10,26 @@ from harness import tasks, weights
 from harness.cli.common import JsonOpt, friendly_errors, out
 from harness.cli.output import json_line
 
-app = typer.Typer(help="Official checkpoints: fetch them into the cache ($LMFN_BENCH_WEIGHTS).", no_args_is_help=True)
+app = typer.Typer(
+    help="Official checkpoints: fetch them into the cache ($LMFN_BENCH_WEIGHTS).", no_args_is_help=True
+)
 
 
 @app.command("fetch")
 @friendly_errors
 def fetch(
-    models: Annotated[list[str] | None, typer.Argument(help="Zoo names or patterns; default: every official file.")] = None,
+    models: Annotated[
+        list[str] | None, typer.Argument(help="Zoo names or patterns; default: every official file.")
+    ] = None,
     base_url: Annotated[
         str | None,
-        typer.Option(envvar=weights.URL_ENV, help="Mirror to fetch <Model>/<file> from instead of the pinned URLs."),
+        typer.Option(
+            envvar=weights.URL_ENV, help="Mirror to fetch <Model>/<file> from instead of the pinned URLs."
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Download again even if the cached file's hash is right.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Download again even if the cached file's hash is right.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Download the official weights (pinned URL + sha256) into the cache `eval`/`pipeline`/`ablate` search first."""
