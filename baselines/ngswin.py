@@ -12,8 +12,9 @@ token of the window before window attention.
 
 Parameter and buffer names match the official ``NGswin`` class (default arguments: embed_dim 64, depths
 (6, 4, 4), heads (6, 4, 4), decoder 6 blocks / 6 heads, window 8, n-gram 2, mlp ratio 2, training patch 64),
-so the official state dicts, which hold the ``attn_mask`` / ``relative_position_index`` buffers too, have the
-same keys and shapes. Dropout and stochastic depth (all 0 in the official configuration) are left out; they
+so the official state dicts have the same keys and shapes. ``attn_mask`` / ``relative_position_index`` are
+non-persistent buffers: they are recomputed from the window geometry (the official code does the same) and the
+official pretrain/NGswin_x{2,3}.pth files do not hold them; every learned tensor still loads strictly. Dropout and stochastic depth (all 0 in the official configuration) are left out; they
 own no parameters.
 """
 
@@ -84,7 +85,9 @@ class WindowAttention(nn.Module):
         inner = (dim // num_heads) * num_heads
         self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.register_buffer("relative_position_index", _relative_position_index(window_size, window_size))
+        self.register_buffer(
+            "relative_position_index", _relative_position_index(window_size, window_size), persistent=False
+        )
         self.qkv = nn.Linear(dim, inner * 3, bias=qkv_bias)
         self.proj = nn.Linear(inner, dim)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
@@ -219,8 +222,9 @@ class NSTB(nn.Module):
         self.training_num_patches = tuple(training_num_patches)
         self.ngram_window_partition = NGramWindowPartition(dim, window_size, ngram, num_heads, shift_size)
         self.attn = WindowAttention(dim, num_heads, window_size, qkv_bias)
-        # a None buffer is not saved: unshifted blocks have no attn_mask key, as in the official model
-        self.register_buffer("attn_mask", self.make_mask(self.training_num_patches) if shift_size else None)
+        # recomputed from the geometry, never saved (the official files lack it); unshifted blocks have none
+        mask = self.make_mask(self.training_num_patches) if shift_size else None
+        self.register_buffer("attn_mask", mask, persistent=False)
         self.norm1 = nn.LayerNorm(dim)
         self.ffn = Mlp(dim, int(dim * mlp_ratio))
         self.norm2 = nn.LayerNorm(dim)
@@ -535,7 +539,8 @@ MODEL_SPECS = [
         "family": "baseline",
         "paper": "Choi et al., NGswin, CVPR 2023",
         "published_name": "NGswin",
-        "checkpoints": {},  # official pretrain/NGswin_x{2,3}.pth (flat state dicts) are not in ../shared
+        "scales": (2, 3, 4),
+        "checkpoints": {2: "NGswin_x2.pth", 3: "NGswin_x3.pth"},  # official pretrain/ (flat state dicts); x4 not in git
         "input_range": 1.0,
         "protocol": "basicsr",  # official test: BasicSR-style PSNR/SSIM on Y, crop = scale, MATLAB bicubic LR
         "whole_image": False,

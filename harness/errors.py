@@ -53,3 +53,18 @@ class NonFiniteLossError(HarnessError, RuntimeError):
     """The loss became NaN or inf; training stopped without writing the bad weights."""
 
     exit_code = 3
+
+
+class UnknownArchitectureError(HarnessError, KeyError):
+    """A checkpoint no zoo detector (nor spandrel) recognises."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AmbiguousCheckpointError(HarnessError, RuntimeError):
+    """A checkpoint two zoo entries fit equally well; ``--model`` (or ``--scale``) decides."""
+
+
+class DownloadError(HarnessError, RuntimeError):
+    """A weights download that failed, was cut short or does not have its pinned hash (no file is left)."""

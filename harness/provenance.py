@@ -65,6 +65,7 @@ def versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": package_version("numpy"),
         "lmfn-bench": package_version("lmfn-bench"),
+        "spandrel": package_version("spandrel"),  # the loader of foreign (spandrel:*) architectures
     }
 
 

@@ -73,6 +73,63 @@ class Job:
     checkpoint: Path | None = None
 
 
+def checkpoint_job(checkpoint: str | Path, scales: list[int] | None = None, model: str | None = None) -> Job:
+    """The job of a checkpoint given without a zoo name: the network and scale read off its weights
+    (``model="spandrel"`` forces spandrel's detection); one ``scales`` entry is a hint the weights must match."""
+    if scales and len(scales) > 1:
+        raise UsageError("a checkpoint holds one scale: give at most one --scale with --checkpoint")
+    found = zoo.detect(checkpoint, scales[0] if scales else None, force_spandrel=model is not None)
+    return Job(found.name, found.scale, Path(checkpoint))
+
+
+def checkpoint_jobs(models: list[str] | None, scales: list[int] | None, checkpoint: str | Path) -> list[Job]:
+    """The jobs of ``--checkpoint F`` with or without ``--model``: read off the weights when no model (or
+    ``spandrel``) is named, else the named model at each of ``scales`` (default 4) loading ``F``."""
+    from harness.detect import SPANDREL
+
+    if not models or list(models) == [SPANDREL]:
+        return [checkpoint_job(checkpoint, scales, models[0] if models else None)]
+    jobs = zoo_jobs(models, list(scales or [4]))
+    if len({j.model for j in jobs}) != 1:
+        raise UsageError("--checkpoint belongs to one model: give a single --model")
+    return [Job(j.model, j.scale, Path(checkpoint)) for j in jobs]
+
+
+def inspect_checkpoint(checkpoint: str | Path, scale: int | None = None, model: str | None = None) -> dict[str, Any]:
+    """What a checkpoint was detected as (``lmfn-bench inspect``): architecture, scale, configuration read
+    off its shapes, params of the built network, container keys unwrapped, keys that decided."""
+    from harness.measure import count_params
+
+    found = zoo.detect(checkpoint, scale, force_spandrel=model is not None)
+    net = zoo.create(found.name, found.scale, checkpoint)
+    info = zoo.zoo_info(net)
+    return {"file": str(checkpoint), "model": found.name, "scale": found.scale, "family": info.family,
+            "detector": found.detector, "config": found.config, "params": count_params(net),
+            "input_range": info.input_range, "unwrapped": list(found.unwrapped) or ["(flat state dict)"],
+            "deciding_keys": list(found.deciding), "tensors": len(found.state_dict), "sha256": info.checkpoint_hash,
+            "paper": info.paper}  # fmt: skip
+
+
+def fetch_weights(models: list[str] | None, *, base_url: str | None = None, force: bool = False) -> list:
+    """``weights fetch``: the official files of ``models`` (zoo names or patterns; none: all) into the cache."""
+    from harness import weights
+
+    files = None
+    if models:
+        files = []
+        for name in zoo.select(models):
+            own = [f for f in zoo.get_spec(name).checkpoints.values() if f in weights.SOURCES]
+            if not own:
+                raise UsageError(f"model '{name}' has no public official checkpoint to fetch")
+            files += own
+    return weights.fetch(list(dict.fromkeys(files)) if files else None, base_url=base_url, force=force)
+
+
+def job_name(job: Job) -> str:
+    """The registered name of a job's network (``spandrel:<ArchId>`` names are their own)."""
+    return job.model if zoo.is_spandrel(job.model) else zoo.get_spec(job.model).name
+
+
 def zoo_jobs(models: Iterable[str] | None, scales: list[int], shard: tuple[int, int] = (0, 1)) -> list[Job]:
     """Every (model, scale) pair: ``models`` (names or patterns; None = the whole zoo) at each of ``scales``
     the model has (``[]`` = all of them); named models without a requested scale are an error."""
@@ -208,16 +265,18 @@ def profile_matrix(
     opts, on, db, res = options.checked(), on or Reporter(), LazyStore(store), MatrixResult()
     key = opts.device_key()
     for job in dict.fromkeys(jobs):  # the same network twice (an alias and its name) is traced once
-        spec = zoo.get_spec(job.model)
-        probe = {"kind": "profile", "model": spec.name, "scale": job.scale, "dataset": opts.input_tag,
+        name = job_name(job)
+        probe = {"kind": "profile", "model": name, "scale": job.scale, "dataset": opts.input_tag,
                  "protocol": "", "source": "measured", "checkpoint_hash": "", "device_key": key}  # fmt: skip
         if skip_existing(db, probe, force):
             res.skipped += 1
             on.advance()
             continue
-        on.start(f"profile {spec.name} x{job.scale}")
-        # the network as published: FLOPs and latency without the input-range adapter
-        model = zoo.create(job.model, job.scale, native_range=True)
+        on.start(f"profile {name} x{job.scale}")
+        # the network as published: FLOPs and latency without the input-range adapter; fresh weights do
+        # (same costs), except for a network that exists only as its checkpoint (spandrel:*)
+        ckpt = job.checkpoint if name.startswith("spandrel:") else None
+        model = zoo.create(job.model, job.scale, ckpt, native_range=True)
         metrics = profile_model(
             model, job.scale, ntire=opts.ntire, flops=opts.flops, thop=opts.thop, latency=opts.latency,
             latency_size=opts.latency_size, device=opts.device, dtype=opts.dtype, runs=opts.runs,

@@ -25,7 +25,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.checkpoint import DEFAULT_KEYS, file_sha256, load_into, read_checkpoint, unwrap_state_dict
+from harness.checkpoint import (
+    DEFAULT_KEYS,
+    DETECT_KEYS,
+    file_sha256,
+    load_into,
+    read_checkpoint,
+    unwrap_state_dict,
+)
+from harness.detect import SPANDREL, Detection, is_spandrel
+from harness.detect import detect as detect_checkpoint
 from harness.errors import MissingCheckpointError, MissingFileError, UnknownModelError, UsageError
 from harness.settings import SCALES
 
@@ -124,6 +133,8 @@ def _factory_spec(target: str) -> ModelSpec:
 
 def get_spec(name: str) -> ModelSpec:
     """Look a model up by zoo name (case-insensitive, LMFN spellings folded) or as ``module.path:factory``."""
+    if is_spandrel(name):  # spandrel:<ArchId> rows are read off their checkpoint, not registered
+        raise UnknownModelError(f"'{name}' is a spandrel architecture, not a zoo entry; give --checkpoint FILE")
     if ":" in name:
         return _factory_spec(name)
     reg = registry()
@@ -184,9 +195,15 @@ def find_checkpoint(spec: ModelSpec, scale: int, weights_dir: str | Path | None)
     return hits[0] if hits else None
 
 
+def container_keys(spec: ModelSpec) -> tuple[str, ...]:
+    """The container keys tried when loading ``spec``'s files: its own first (e.g. BSRN's ``params``), then
+    the ones detection unwraps (``net``, ``model_state_dict`` ...), so a detected file always loads."""
+    return (*spec.checkpoint_keys, *(k for k in DETECT_KEYS if k not in spec.checkpoint_keys))
+
+
 def checkpoint_state_dict(name: str, path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict in ``path`` unwrapped with model ``name``'s own container keys (for partial loading)."""
-    return unwrap_state_dict(read_checkpoint(path), get_spec(name).checkpoint_keys)
+    return unwrap_state_dict(read_checkpoint(path), container_keys(get_spec(name)))
 
 
 def _scale_input_range(model: nn.Module, input_range: float) -> None:
@@ -219,8 +236,8 @@ def build(name: str, scale: int) -> nn.Module:
 
 
 def create(
-    name: str,
-    scale: int,
+    name: str | None,
+    scale: int | None = None,
     checkpoint: str | Path | None = None,
     weights_dir: str | Path | None = None,
     *,
@@ -228,17 +245,31 @@ def create(
     native_range: bool = False,
 ) -> nn.Module:
     """Build ``name`` at ``scale`` and load its weights: ``checkpoint`` (strict), else the official file found
-    by name under ``weights_dir``, else fresh weights (an error with ``require_weights`` for a model that has
-    learnable ones). The model takes and returns RGB in [0, 1] whatever its own input range, unless
-    ``native_range`` (FLOPs and latency of the network as published). ``model.zoo_info`` says what was built."""
+    by name under the weights cache and ``weights_dir``, else fresh weights (an error with ``require_weights``
+    for a model that has learnable ones). ``name=None`` reads the network and scale off ``checkpoint``
+    (:mod:`harness.detect`; ``scale`` is then a hint); ``name="spandrel"`` forces spandrel's detection.
+    The model takes and returns RGB in [0, 1] whatever its own input range, unless ``native_range`` (FLOPs
+    and latency of the network as published). ``model.zoo_info`` says what was built."""
+    if name is None or is_spandrel(name):
+        if checkpoint is None:
+            raise UsageError("without --model, give --checkpoint FILE: the network is read off its weights")
+        found = detect(checkpoint, scale, force_spandrel=name is not None)
+        if name not in (None, SPANDREL) and found.name != name:
+            raise UsageError(f"checkpoint {Path(checkpoint).name} is {found.name}, not {name}")
+        if found.foreign:
+            return _create_foreign(found, Path(checkpoint))
+        name, scale = found.name, found.scale
+    if scale is None:
+        raise UsageError(f"model '{name}' needs a scale (--scale 2, 3 or 4)")
     model, spec = build(name, scale), get_spec(name)
-    ckpt = Path(checkpoint) if checkpoint else find_checkpoint(spec, scale, weights_dir)
+    ckpt = Path(checkpoint) if checkpoint else find_official(spec, scale, weights_dir)
     if ckpt is not None:
-        load_into(model, ckpt, spec.checkpoint_keys)
+        load_into(model, ckpt, container_keys(spec))
     elif require_weights and any(p.requires_grad for p in model.parameters()):
         where = f" in {weights_dir}" if weights_dir else ""
         raise MissingCheckpointError(
             f"model '{spec.name}' x{scale} has no checkpoint{where}: give --checkpoint FILE or --weights-dir DIR"
+            + (" (or run `lmfn-bench weights fetch`)" if scale in spec.checkpoints else "")
         )
     if spec.input_range != 1.0 and not native_range:
         _scale_input_range(model, spec.input_range)
@@ -251,6 +282,29 @@ def create(
         file_sha256(ckpt) if ckpt else "",
         spec.input_range,
     )
+    return model
+
+
+def detect(path: str | Path, scale: int | None = None, *, force_spandrel: bool = False) -> Detection:
+    """What checkpoint ``path`` holds, read off its weights (:mod:`harness.detect`; zoo entries first, then
+    spandrel's architectures unless ``force_spandrel`` skips the zoo). ``scale`` is a hint."""
+    return detect_checkpoint(path, build, scale, force_spandrel=force_spandrel)
+
+
+def find_official(spec: ModelSpec, scale: int, weights_dir: str | Path | None) -> Path | None:
+    """The official file of ``spec`` x``scale``: the fetched copy in the weights cache, then ``weights_dir``."""
+    from harness.weights import cached_checkpoint
+
+    return cached_checkpoint(spec.checkpoints.get(scale)) or find_checkpoint(spec, scale, weights_dir)
+
+
+def _create_foreign(found: Detection, path: Path) -> nn.Module:
+    """A spandrel network (``found``: a :class:`harness.detect.Detection`) with the zoo's metadata."""
+    from harness.foreign import spandrel_network, spandrel_version
+
+    model = spandrel_network(found.state_dict, found.scale)
+    paper = f"{model.arch_name} through spandrel {spandrel_version()}"
+    model.zoo_info = ZooInfo(found.name, "spandrel", paper, found.scale, str(path), file_sha256(path), 1.0)
     return model
 
 

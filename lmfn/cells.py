@@ -108,6 +108,10 @@ class IFF(nn.Module):
                     raise ValueError(f"merge-and-run needs an even channel count, got {dim}")
                 self.lka_l, self.lka_m = LKA(dl), LKA(dm)
                 self.msm_l, self.msm_m = MSM(dl, **msm_kwargs), MSM(dm, **msm_kwargs)
+                if scheme == "mr-cross":
+                    # mr and mr-cross own the same tensors, wired differently: this parameter-free marker
+                    # (saved with the weights) lets a checkpoint say which one it is (harness/detectors.py)
+                    self.register_buffer("cross", torch.ones(1))
         self.proj = nn.Conv2d(dim, dim, 1)
 
     def stages(self) -> list[tuple[nn.Module, nn.Module]]:

@@ -17,6 +17,9 @@ from reports.inputs import load_report
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # LR caches and downloads go to a per-session temp dir, never into ../shared or the user's cache
     monkeypatch.setenv("LMFN_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    # and an empty weights cache: no test sees official files fetched on this machine unless it puts them there
+    monkeypatch.setenv("LMFN_BENCH_WEIGHTS", str(tmp_path_factory.getbasetemp() / "weights-cache"))
+    monkeypatch.delenv("LMFN_BENCH_WEIGHTS_URL", raising=False)
 
 
 @pytest.fixture(autouse=True)

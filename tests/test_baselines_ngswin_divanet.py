@@ -1,4 +1,4 @@
-"""NGswin and DiVANet (no official weights in ../shared): parameter counts against the published figures,
+"""NGswin and DiVANet (official NGswin x2/x3 weights are checked in tests/test_detect.py): parameter counts against the published figures,
 state-dict keys and shapes against the official code, building blocks against second implementations
 (torch's legacy weight_norm, torchvision's symmetric pad, timm's relative position index, einops' token
 rearrange, brute-force loops), output shapes at odd sizes and one training step."""
@@ -45,7 +45,8 @@ def test_zoo_registration(name: str) -> None:
     spec = zoo.get_spec(name)
     assert spec.published_name == MODELS[name][0]
     assert spec.family == "baseline" and tuple(spec.scales) == SCALES
-    assert dict(spec.checkpoints) == {}  # no official weights to look for
+    # the official NGswin x2/x3 files (pretrain/ of rami0205/NGramSwin); DiVANet has none
+    assert dict(spec.checkpoints) == ({2: "NGswin_x2.pth", 3: "NGswin_x3.pth"} if name == "ngswin" else {})
     for s in SCALES:
         m = zoo.build(name, s)
         assert isinstance(m, MODELS[name][1]) and m.scale == s
@@ -119,10 +120,15 @@ NGSWIN_TOP |= {"decoder_layer1", "norm", "to_target"}
 
 
 def test_ngswin_state_dict_matches_official_layout() -> None:
-    sd = NGswin(2).state_dict()
+    net = NGswin(2)
+    saved = net.state_dict()
+    sd = {**saved, **dict(net.named_buffers())}  # the recomputed buffers are not saved, but keep their shapes
     for k, shape in NGSWIN_KEYS.items():
         assert k in sd, k
         assert tuple(sd[k].shape) == shape, k
+    # the official files omit exactly these (the official code recomputes them): non-persistent here
+    recomputed = [k for k in sd if k.endswith(("attn_mask", "relative_position_index"))]
+    assert recomputed and not any(k in saved for k in recomputed)
     assert {k.split(".")[0] for k in sd} == NGSWIN_TOP
     assert "encoder_layer3.downsample.norm.weight" not in sd  # the last stage has no patch merging
     assert "encoder_layer1.across_cascade_proj.weight" not in sd  # Identity in the first stage

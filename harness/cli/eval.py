@@ -30,19 +30,16 @@ from harness.metrics import check_protocol
 from harness.settings import DEFAULT_PROTOCOL, PROTOCOLS
 
 
-def _jobs(models: list[str] | None, all_models: bool, scales: list[int], checkpoint: Path | None) -> list:
+def _jobs(models: list[str] | None, all_models: bool, scales: list[int] | None, checkpoint: Path | None) -> list:
     if all_models:
         if models or checkpoint:
             raise UsageError("--all evaluates the whole zoo; drop --model / --checkpoint")
-        return tasks.zoo_jobs(None, scales)
+        return tasks.zoo_jobs(None, scales or [])
+    if checkpoint is not None:  # without --model the network is read off the weights
+        return tasks.checkpoint_jobs(models, scales, checkpoint)
     if not models:
-        raise UsageError("give --model NAME (or --all); `lmfn-bench models` lists the zoo")
-    jobs = tasks.zoo_jobs(models, scales)
-    if checkpoint is not None:
-        if len({j.model for j in jobs}) != 1:
-            raise UsageError("--checkpoint belongs to one model: give a single --model")
-        jobs = [tasks.Job(j.model, j.scale, checkpoint) for j in jobs]
-    return jobs
+        raise UsageError("give --model NAME, --checkpoint FILE (or --all); `lmfn-bench models` lists the zoo")
+    return tasks.zoo_jobs(models, scales or [4])
 
 
 @friendly_errors
@@ -61,7 +58,11 @@ def command(
     ] = DEFAULT_PROTOCOL,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Weights file to load (strict). A run folder's file is recorded as 'trained'."),
+        typer.Option(
+            help="Weights file to load (strict). Without --model the network and scale are read off it (zoo "
+            "detectors, then spandrel's architectures; --model spandrel forces spandrel). A run folder's file "
+            "is recorded as 'trained'."
+        ),
     ] = None,
     weights_dir: WeightsDirOpt = None,
     all_models: Annotated[
@@ -80,8 +81,7 @@ def command(
 ) -> None:
     """Measure PSNR / SSIM (Y channel) on benchmark sets and write them to the results store."""
     check_protocol(protocol)
-    scales = check_scales(scale, [] if all_models else [4])
-    jobs = _jobs(model, all_models, scales, checkpoint)
+    jobs = _jobs(model, all_models, check_scales(scale, []) or None, checkpoint)
     i, n = parse_shard(shard)
     sets = [canonical_dataset(d) for d in dataset] if dataset else available_datasets(data_root)
     if not sets:
@@ -97,5 +97,9 @@ def command(
     if res.skipped:
         echo(f"{res.skipped} result(s) already in {store} were skipped (use --force to re-measure)")
     if res.no_checkpoint:
-        where = f"in {weights_dir}" if weights_dir else "(no --weights-dir given)"
+        where = (
+            f"in the weights cache or {weights_dir}"
+            if weights_dir
+            else "(no --weights-dir; `lmfn-bench weights fetch` fills the cache)"
+        )
         echo(f"not evaluated, no checkpoint found {where}: {', '.join(res.no_checkpoint)}")

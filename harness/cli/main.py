@@ -6,6 +6,8 @@ import typer
 
 from harness.cli import ablate, lam, models, pipeline, profile, report, store, train, visuals
 from harness.cli import eval as eval_cmd
+from harness.cli import inspect as inspect_cmd
+from harness.cli import weights as weights_cmd
 
 app = typer.Typer(
     help="Benchmark and ablation harness for efficient single-image super-resolution, built around LMFN.",
@@ -23,6 +25,8 @@ app.command("pipeline")(pipeline.command)
 app.command("lam")(lam.command)
 app.command("visuals")(visuals.command)
 app.add_typer(store.app, name="store")
+app.command("inspect")(inspect_cmd.command)
+app.add_typer(weights_cmd.app, name="weights")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -58,7 +58,11 @@ def command(
     )  # fmt: skip
     res = tasks.run_pipeline(opts, echo, task_bars)
     if res.no_checkpoint:
-        where = f"in {weights_dir}" if weights_dir else "(no --weights-dir given)"
+        where = (
+            f"in the weights cache or {weights_dir}"
+            if weights_dir
+            else "(no --weights-dir; `lmfn-bench weights fetch` fills the cache)"
+        )
         echo(f"not evaluated, no checkpoint found {where}: {', '.join(res.no_checkpoint)}")
     echo(f"[4/4] writing reports to {out_dir / 'report'}")
     for path in write_reports(store, ("all",), out_dir / "report", ABLATION_SET, max(scales)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,6 +52,9 @@ def command(
         bool, typer.Option("--compile", help="torch.compile the model before timing.")
     ] = False,
     thop: Annotated[bool, typer.Option(help="Cross-check FLOPs with thop.")] = True,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Profile the network this file holds (read off its weights without --model).")
+    ] = None,
     force: ForceOpt = False,
     shard: ShardOpt = None,
     store: StoreOpt = DEFAULT_STORE_PATH,
@@ -62,12 +66,15 @@ def command(
         dtype=dtype, runs=runs, warmup=warmup, channels_last=channels_last, compile=compile_model,
     ).checked()  # fmt: skip
     scales = check_scales(scale, [] if all_models else [4])
-    if all_models and model:
-        raise UsageError("--all profiles the whole zoo; drop --model")
-    if not all_models and not model:
-        raise UsageError("give --model NAME (or --all); `lmfn-bench models` lists the zoo")
+    if all_models and (model or checkpoint):
+        raise UsageError("--all profiles the whole zoo; drop --model / --checkpoint")
+    if not all_models and not model and checkpoint is None:
+        raise UsageError("give --model NAME, --checkpoint FILE (or --all); `lmfn-bench models` lists the zoo")
     i, n = parse_shard(shard)
-    jobs = tasks.zoo_jobs(None if all_models else model, scales, (i, n))
+    if checkpoint is not None:
+        jobs = tasks.checkpoint_jobs(model, check_scales(scale, []), checkpoint)
+    else:
+        jobs = tasks.zoo_jobs(None if all_models else model, scales, (i, n))
     with task_bars(len(jobs), "profile") as bars:
         res = tasks.profile_matrix(
             jobs, options, store=store, force=force, on=bars, on_row=profile_json if json_out else None

@@ -44,7 +44,8 @@ def _opt(tp: Any, help: str, *names: str, metavar: str | None = None) -> Any:
 # the options, in --help order (None: not given, so a recipe, --set or the profile decides)
 VariantOpt = _opt(
     str | None,
-    "Zoo model / LMFN variant, e.g. lka-msm-ifm, lmfn, lkdn (default lmfn).",
+    "Zoo model / LMFN variant, e.g. lka-msm-ifm, lmfn, lkdn (default lmfn; with --init and no --model: "
+    "the network --init holds, read off its weights).",
     "--variant",
     "--model",
     "-m",
@@ -114,7 +115,8 @@ InitDistillOpt = _opt(
 )
 TeacherOpt = _opt(
     str | None,
-    "Zoo model the --init checkpoint loads into exactly (e.g. lkdn): the teacher of --init-distill and --kd-weight.",
+    "Zoo model the --init checkpoint loads into exactly (e.g. lkdn): the teacher of --init-distill and --kd-weight "
+    "(default: the network read off the --init weights).",
 )
 DistillPatchOpt = _opt(
     int | None, "LR patch size of the --init-distill steps (default: --patch-size; at most that)."

@@ -360,6 +360,23 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def _model_from_init(model: str | None, merged: dict[str, Any]) -> str | None:
+    """``--init F`` without ``--model`` trains the network F holds (read off its weights) at its scale; the
+    teacher of ``--init-distill`` / ``--kd-weight`` defaults to that network too. ``merged`` is updated."""
+    need_teacher = bool(merged.get("init_distill") or merged.get("kd_weight")) and not merged.get("distill_teacher")
+    if model is not None and not need_teacher:
+        return model
+    from harness import zoo
+
+    found = zoo.detect(merged["init"], merged.get("scale"))
+    if found.foreign:
+        raise UsageError(f"--init {Path(merged['init']).name} is {found.name}: only zoo models train here; give --model")
+    merged.setdefault("scale", found.scale)
+    if need_teacher:
+        merged["distill_teacher"] = found.name
+    return model or found.name
+
+
 def layered_config(
     flags: Mapping[str, Any],
     recipe: Mapping[str, Any] | None = None,
@@ -387,6 +404,7 @@ def layered_config(
         merged.pop("out", None)  # the run folder is the one resumed
         cfg = resume_config(resume, model=model, profile=profile, **merged)
     else:
+        model = _model_from_init(model, merged) if merged.get("init") else model
         cfg = TrainConfig.from_profile(model or "lmfn", profile or "paper", **merged)
     for k in cleared:
         setattr(cfg, k, None)
