@@ -7,23 +7,20 @@ and the progress :class:`~harness.tasks.Reporter` (ticks over the path's chunks)
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
 from harness import zoo
 from harness.data import canonical_dataset
-from harness.errors import DataError, MissingCheckpointError, MissingFileError, UsageError
+from harness.errors import DataError, MissingCheckpointError, MissingFileError
 from harness.lam import LamResult, LamSettings, check_window, compute_lam, lam_images, write_pictures
 from harness.results import lam_row
 from harness.settings import BENCHMARKS
-from harness.tasks import Job, LazyStore, MatrixResult, Reporter, skip_existing
-from harness.train.state import run_provenance
+from harness.tasks import Job, LazyStore, MatrixResult, Reporter, load_job, skip_existing
 
 DEFAULT_LAM_OUT = Path("lmfn-bench-out") / "lam"
 
@@ -47,16 +44,6 @@ def image_dataset(image: Path) -> str:
     except DataError:
         return image.stem
     return f"{name}/{image.stem}" if name in BENCHMARKS else image.stem
-
-
-def _create(job: Job, weights_dir: str | Path | None) -> tuple[nn.Module, str, dict]:
-    """The model with its weights (the one zoo.create call), its row source and (a run's) provenance."""
-    if job.model is None and "None" not in str(inspect.signature(zoo.create).parameters["name"].annotation):
-        # zoo.create will detect the model from --checkpoint alone; until it can, the name is needed
-        raise UsageError("give --model NAME (or --all); `lmfn-bench models` lists the zoo")
-    model = zoo.create(job.model, job.scale, job.checkpoint, weights_dir, require_weights=True)
-    run = run_provenance(job.checkpoint) if job.checkpoint else None
-    return model, ("trained" if run else "measured"), (run or {})
 
 
 def _pictures(res: LamResult, out_dir: Path | None, model: str, dataset: str) -> tuple[str, str]:
@@ -96,7 +83,7 @@ def lam_matrix(
     on, db, res = on or Reporter(), LazyStore(store), MatrixResult()
     for job in jobs:
         try:
-            model, source, run = _create(job, weights_dir)
+            model, source, run = load_job(job, weights_dir)
         except MissingCheckpointError:
             if not missing_ok:
                 raise

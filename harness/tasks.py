@@ -161,7 +161,7 @@ class MatrixResult:
             on_row(self.rows[-1])
 
 
-def _load(job: Job, weights_dir: str | Path | None) -> tuple[torch.nn.Module, str, dict[str, Any]]:
+def load_job(job: Job, weights_dir: str | Path | None) -> tuple[torch.nn.Module, str, dict[str, Any]]:
     """The model of ``job`` with its weights; source and extra say whether they were trained here."""
     model = zoo.create(job.model, job.scale, job.checkpoint, weights_dir, require_weights=True)
     run = run_provenance(job.checkpoint) if job.checkpoint else None
@@ -189,7 +189,7 @@ def evaluate_matrix(
     on, db, res = on or Reporter(), LazyStore(store), MatrixResult()
     for job in jobs:
         try:
-            model, source, run = _load(job, weights_dir)
+            model, source, run = load_job(job, weights_dir)
         except MissingCheckpointError:
             if not missing_ok:
                 raise

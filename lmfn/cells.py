@@ -114,6 +114,13 @@ class IFF(nn.Module):
                     self.register_buffer("cross", torch.ones(1))
         self.proj = nn.Conv2d(dim, dim, 1)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
+        # mr-cross checkpoints saved before the marker existed still load strictly into mr-cross: the marker
+        # is a constant, not a weight (detection alone needs it)
+        if self.scheme == "mr-cross":
+            state_dict.setdefault(prefix + "cross", torch.ones(1))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def stages(self) -> list[tuple[nn.Module, nn.Module]]:
         """The (first-half, second-half) branches of each merge-and-run stage."""
         if self.scheme == "mr":

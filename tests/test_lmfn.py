@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import zoo
 from harness.measure import count_params as _n_params
 from lmfn.cells import IFF, IFM, LKA, MSM, SCHEMES
 from lmfn.network import LMFN, BSConvURep, UpsamplerRep
@@ -313,3 +314,15 @@ def test_every_variant_trains_one_step(name: str) -> None:
     assert not torch.equal(before, model.c1.weight)
     with torch.no_grad():
         assert torch.isfinite(model(lr)).all()
+
+
+def test_mr_cross_checkpoint_without_its_marker_still_loads_strictly() -> None:
+    # checkpoints saved before the mr-cross marker existed: everything else must still match exactly
+    src = zoo.build("lka-msm-ifm@mr-cross", 4)
+    old = {k: v for k, v in src.state_dict().items() if not k.endswith("iff.cross")}
+    assert len(old) < len(src.state_dict())
+    dst = zoo.build("lka-msm-ifm@mr-cross", 4)
+    dst.load_state_dict(old, strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(dst.state_dict().values(), src.state_dict().values(), strict=True))
+    with pytest.raises(RuntimeError, match="Unexpected"):  # the marker does not make mr accept mr-cross
+        zoo.build("lka-msm-ifm@mr", 4).load_state_dict(src.state_dict(), strict=True)
