@@ -16,11 +16,11 @@ import numpy as np
 
 from harness import zoo
 from harness.data import canonical_dataset
-from harness.errors import DataError, MissingCheckpointError, MissingFileError
+from harness.errors import DataError, MissingFileError
 from harness.lam import LamResult, LamSettings, check_window, compute_lam, lam_images, write_pictures
 from harness.results import lam_row
 from harness.settings import BENCHMARKS
-from harness.tasks import Job, LazyStore, MatrixResult, Reporter, load_job, skip_existing
+from harness.tasks import Job, LazyStore, MatrixResult, Reporter, loaded_jobs, skip_existing
 
 DEFAULT_LAM_OUT = Path("lmfn-bench-out") / "lam"
 
@@ -81,15 +81,7 @@ def lam_matrix(
     pairs = _images(options.image, {j.scale for j in jobs}, settings)
     dataset, key = image_dataset(options.image), settings.key()
     on, db, res = on or Reporter(), LazyStore(store), MatrixResult()
-    for job in jobs:
-        try:
-            model, source, run = load_job(job, weights_dir)
-        except MissingCheckpointError:
-            if not missing_ok:
-                raise
-            res.no_checkpoint.append(f"{job.model} x{job.scale}")
-            on.advance()
-            continue
+    for job, model, source, run in loaded_jobs(jobs, weights_dir, missing_ok, res, on):
         info = zoo.zoo_info(model)
         probe = {"kind": "lam", "model": info.name, "scale": job.scale, "dataset": dataset, "protocol": "",
                  "source": source, "checkpoint_hash": info.checkpoint_hash, "device_key": key}  # fmt: skip

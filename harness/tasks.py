@@ -7,7 +7,7 @@ to the store one at a time, so an interrupted matrix keeps what it measured.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,6 +168,23 @@ def load_job(job: Job, weights_dir: str | Path | None) -> tuple[torch.nn.Module,
     return model, ("trained" if run else "measured"), (run or {})
 
 
+def loaded_jobs(
+    jobs: Iterable[Job], weights_dir: str | Path | None, missing_ok: bool, res: MatrixResult, on: Reporter
+) -> Iterator[tuple[Job, torch.nn.Module, str, dict[str, Any]]]:
+    """Each job with its loaded model, source and run provenance (:func:`load_job`); with ``missing_ok`` a
+    model without weights is listed in ``res.no_checkpoint`` (and its progress step done) instead of failing."""
+    for job in jobs:
+        try:
+            model, source, run = load_job(job, weights_dir)
+        except MissingCheckpointError:
+            if not missing_ok:
+                raise
+            res.no_checkpoint.append(f"{job.model} x{job.scale}")
+            on.advance()
+            continue
+        yield job, model, source, run
+
+
 def evaluate_matrix(
     jobs: list[Job],
     datasets: list[str],
@@ -187,15 +204,7 @@ def evaluate_matrix(
     check_protocol(protocol)
     resolve_device(device)  # a bad or absent device fails before any model is built
     on, db, res = on or Reporter(), LazyStore(store), MatrixResult()
-    for job in jobs:
-        try:
-            model, source, run = load_job(job, weights_dir)
-        except MissingCheckpointError:
-            if not missing_ok:
-                raise
-            res.no_checkpoint.append(f"{job.model} x{job.scale}")
-            on.advance()
-            continue
+    for job, model, source, run in loaded_jobs(jobs, weights_dir, missing_ok, res, on):
         info = zoo.zoo_info(model)
         for ds in datasets:
             probe = {"kind": "eval", "model": info.name, "scale": job.scale, "dataset": ds,

@@ -10,7 +10,7 @@ Choices made here:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from reports.context import Context
@@ -66,21 +66,26 @@ def lam_settings(row: dict) -> str:
     )
 
 
+def _tiles(ctx: Context, chosen: dict, png: str, text: Callable[[dict], str]) -> tuple[list[Tile], list[str]]:
+    """One tile per chosen row (its ``metrics[png]`` picture, ``text(metrics)`` under it; provenance noted),
+    and the labels whose picture file is missing."""
+    tiles, missing = [], []
+    for key, r in chosen.items():
+        m = r.get("metrics") or {}
+        tiles.append(Tile(ctx.label(key), m.get(png) or "", text(m), key == ctx.inputs.lmfn))
+        ctx.prov.add(r)
+        if not _exists(m.get(png) or ""):
+            missing.append(ctx.label(key))
+    return tiles, missing
+
+
 def fig6(ctx: Context, scale: int) -> Panel | None:
     """Fig. 6: LAM maps side by side with the DI under each, from the lam rows at ``scale``."""
     chosen, left = choose(ctx, "lam", scale)
     if not chosen:
         return None
     first = next(iter(chosen.values()))
-    tiles, no_map = [], []
-    for key, r in chosen.items():
-        m = r.get("metrics") or {}
-        tiles.append(
-            Tile(ctx.label(key), m.get("map_png") or "", f"DI {m['di']:.2f}", key == ctx.inputs.lmfn)
-        )
-        ctx.prov.add(r)
-        if not _exists(m.get("map_png") or ""):
-            no_map.append(ctx.label(key))
+    tiles, no_map = _tiles(ctx, chosen, "map_png", lambda m: f"DI {m['di']:.2f}")
     caption = (
         f"LAM attribution maps on {first['dataset']} ×{scale}: {lam_settings(first)}. Under each map its "
         "diffusion index DI = (1 − Gini) × 100 (higher: the output draws on more input pixels)."
@@ -98,16 +103,8 @@ def fig5(ctx: Context, scale: int) -> Panel | None:
         return None
     newest = max(chosen.values(), key=lambda r: (r["created_at"], r["uid"]))
     x, y, w, h = newest["metrics"]["box"]
-    tiles = [Tile("HR", newest["metrics"].get("hr_crop_png") or "", "PSNR (dB)")]
-    missing = []
-    for key, r in chosen.items():
-        m = r["metrics"]
-        tiles.append(
-            Tile(ctx.label(key), m.get("crop_png") or "", f"{m['crop_psnr']:.2f}", key == ctx.inputs.lmfn)
-        )
-        ctx.prov.add(r)
-        if not _exists(m.get("crop_png") or ""):
-            missing.append(ctx.label(key))
+    tiles, missing = _tiles(ctx, chosen, "crop_png", lambda m: f"{m['crop_psnr']:.2f}")
+    tiles.insert(0, Tile("HR", newest["metrics"].get("hr_crop_png") or "", "PSNR (dB)"))
     caption = (
         f"Visual comparison on {newest['dataset']} ×{scale}: the {w}×{h} box at x={x}, y={y} (top-left, HR "
         f"pixels); under each crop its PSNR (dB; Y channel, {scale} pixels shaved per edge)."
