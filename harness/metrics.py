@@ -10,10 +10,11 @@ Both: SR clamped, x255, rounded to uint8; ``scale`` pixels shaved per edge; PSNR
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import fftconvolve
+from scipy import fft as sp_fft
 
 from harness.errors import UsageError
 from harness.settings import PROTOCOLS
@@ -67,15 +68,33 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     return np.outer(g, g)
 
 
+@lru_cache(maxsize=32)
+def _window_spectrum(fshape: tuple[int, int]) -> np.ndarray:
+    return sp_fft.rfftn(_gaussian_window(), fshape)
+
+
+def _valid_filter(shape: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    """``fftconvolve(x, window, mode="valid")`` for images of ``shape``, the same operations in the same order
+    (scipy 1.17's _freq_domain_conv + _apply_conv_mode), so bit-identical, with the window's spectrum made
+    once per size instead of once per call (a third of the FFTs)."""
+    k = _gaussian_window().shape[0]
+    full = (shape[0] + k - 1, shape[1] + k - 1)
+    fshape = tuple(sp_fft.next_fast_len(n, True) for n in full)
+    spec = _window_spectrum(fshape)
+    vh, vw = shape[0] - k + 1, shape[1] - k + 1
+    top, left = (full[0] - vh) // 2, (full[1] - vw) // 2  # scipy's _centered slice of the full result
+
+    def filt(x: np.ndarray) -> np.ndarray:
+        return sp_fft.irfftn(sp_fft.rfftn(x, fshape) * spec, fshape)[top : top + vh, left : left + vw]
+
+    return filt
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Wang et al. SSIM of two single-channel images on the 0-255 range, valid-window mean."""
     a = a.astype(np.float64)
     b = b.astype(np.float64)
-    win = _gaussian_window()
-
-    def filt(x: np.ndarray) -> np.ndarray:
-        return fftconvolve(x, win, mode="valid")  # the window is symmetric: correlation == convolution
-
+    filt = _valid_filter(a.shape)  # the window is symmetric: correlation == convolution
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     mu_a, mu_b = filt(a), filt(b)
     var_a = filt(a * a) - mu_a**2
