@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LayerNorm2d
+from .blocks import LayerNorm2d, pointwise
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")
@@ -73,7 +73,7 @@ class MSM(nn.Module):
             # in, exactly aligned even when H, W are not multiples of 2**i (SAFMN-style nearest resize)
             y = F.interpolate(y, scale_factor=s, mode="nearest")[..., :h, :w]
             outs.append(y)
-        return x * self.act(self.aggr(torch.cat(outs, dim=1)))
+        return x * self.act(pointwise(torch.cat(outs, dim=1), self.aggr.weight, self.aggr.bias))
 
 
 class IFF(nn.Module):
@@ -129,7 +129,7 @@ class IFF(nn.Module):
         return torch.cat([xl, xm], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.mix(x)) + x
+        return pointwise(self.mix(x), self.proj.weight, self.proj.bias) + x
 
     def extra_repr(self) -> str:
         return f"scheme={self.scheme!r}"
@@ -146,8 +146,9 @@ class IFM(nn.Module):
         self.proj_out = nn.Conv2d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.proj_in(self.norm(x)).chunk(2, dim=1)
-        return self.proj_out(a * self.iff(b)) + x
+        # the 1x1 convs as GEMMs on CPU (lmfn.blocks.pointwise); the modules keep the state-dict names
+        a, b = pointwise(self.norm(x), self.proj_in.weight, self.proj_in.bias).chunk(2, dim=1)
+        return pointwise(a * self.iff(b), self.proj_out.weight, self.proj_out.bias) + x
 
 
 def make_cell(name: str, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> nn.Module:

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LayerNorm2d
+from .blocks import LayerNorm2d, pointwise
 
 MORPHS: dict[str, tuple[str, ...]] = {"x": ("x",), "y": ("y",), "xy": ("x", "y")}
 
@@ -180,7 +180,7 @@ class DSConv(nn.Module):
                 x, grid.view(b, n * k, h * w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
             )
         weight, bias = self.fused_weight(points_first=b == 1)
-        return F.conv2d(samples.view(b, c * n * k, h, w), weight, bias)
+        return pointwise(samples.view(b, c * n * k, h, w), weight, bias)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, extend_scope={self.extend_scope}, morph={self.morph!r}"
