@@ -2,9 +2,10 @@
 
 The reference samples each snake point on its own with explicit bilinear interpolation (floor, four corners,
 zero outside the image; no ``grid_sample``), accumulates the swing by summing steps outward from the centre,
-normalises with ``F.layer_norm``, and applies each branch kernel tap by tap. Whole networks of every MSM/IFM
-variant spelling are run twice, once with the module's forward and once with the reference patched in, and
-compared in outputs and in every parameter's gradient, at batch 1 and 2 and at odd sizes.
+normalises with ``F.layer_norm``, and applies each branch kernel tap by tap; its MSM pools, upsamples with
+``F.interpolate`` and concatenates, and every 1x1 is ``F.conv2d``. Whole networks of every MSM/IFM variant
+spelling are run twice, once with the modules' forwards and once with the reference patched in, and compared
+in outputs and in every parameter's gradient, at batch 1 and 2 and at odd sizes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import lmfn.cells
+import lmfn.snake_conv
+from lmfn.cells import MSM
 from lmfn.snake_conv import DSConv
 from lmfn.variants import build_variant, valid_variants
 
@@ -59,16 +63,28 @@ def reference_dsconv(m: DSConv, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def reference_msm(m: MSM, x: torch.Tensor) -> torch.Tensor:
+    """Paper eq. 2-5 step by step: pool group i by 2**i, snake conv, nearest upsample, crop, concat, 1x1, GELU."""
+    h, w = x.shape[-2:]
+    outs = []
+    for i, (part, conv) in enumerate(zip(x.split(m.sizes, dim=1), m.mfr, strict=True)):
+        s = 2**i
+        y = conv(F.max_pool2d(part, s, s, ceil_mode=True) if i else part)
+        outs.append(F.interpolate(y, scale_factor=s, mode="nearest")[..., :h, :w] if i else y)
+    return x * F.gelu(F.conv2d(torch.cat(outs, dim=1), m.aggr.weight, m.aggr.bias))
+
+
 def _run(net: torch.nn.Module, x: torch.Tensor, reference: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    fast = DSConv.forward
+    saved = DSConv.forward, MSM.forward, lmfn.cells.pointwise, lmfn.snake_conv.pointwise
     if reference:
-        DSConv.forward = reference_dsconv
+        DSConv.forward, MSM.forward = reference_dsconv, reference_msm
+        lmfn.cells.pointwise = lmfn.snake_conv.pointwise = F.conv2d
     try:
         net.zero_grad(set_to_none=True)
         y = net(x)
         (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
     finally:
-        DSConv.forward = fast
+        DSConv.forward, MSM.forward, lmfn.cells.pointwise, lmfn.snake_conv.pointwise = saved
     return y.detach(), [p.grad.clone() for p in net.parameters()]
 
 
@@ -83,7 +99,7 @@ def test_every_variant_matches_the_reference_forward_and_backward(name: str) -> 
         for mod in net.modules():
             if isinstance(mod, DSConv):
                 mod.offset_conv.weight.mul_(20)
-    for size in ((1, 9, 7), (2, 5, 11)):  # batch 1 (points as batch items) and batch 2; odd sizes
+    for size in ((1, 9, 7), (2, 5, 11), (1, 17, 12)):  # batch 1 (points as batch items) and 2; odd sizes
         x = torch.rand(size[0], 3, *size[1:], dtype=torch.float64)
         y, g = _run(net, x, reference=False)
         y_ref, g_ref = _run(net, x, reference=True)
