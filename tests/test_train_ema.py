@@ -16,8 +16,9 @@ def test_ema_update_equals_averaged_model_bit_for_bit() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 2, 1))
     net.register_buffer("stat", torch.zeros(4))  # a float buffer: use_buffers averages it too
     fn = _ema_avg_fn(0.9, warmup=True)
-    ours, ref = AveragedModel(net, multi_avg_fn=fn, use_buffers=True), AveragedModel(
-        net, multi_avg_fn=fn, use_buffers=True
+    ours, ref = (
+        AveragedModel(net, multi_avg_fn=fn, use_buffers=True),
+        AveragedModel(net, multi_avg_fn=fn, use_buffers=True),
     )
     step = EmaUpdate(ours, net, fn)
     for i in range(6):
