@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,14 +59,16 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, device: str | to
     return out.permute(1, 2, 0).numpy()
 
 
-def _score(sr: np.ndarray, pair: SRPair, scale: int, protocol: str, model: str, where: str) -> dict:
-    """One image's row; runs on the worker thread (numpy and scipy.fft release the GIL)."""
+def _score(
+    sr: np.ndarray, pair: SRPair, scale: int, protocol: str, model: str, where: str, workers: int = 1
+) -> dict:
+    """One image's row (numpy and scipy.fft release the GIL, so it can run beside a forward)."""
     if not np.isfinite(sr).all():  # NaN cast to uint8 would score as a black image: a believable number
         raise NonFiniteResultError(
             f"model {model} returned NaN/inf for image {pair.name} of {where} (broken weights?); "
             "nothing was stored"
         )
-    p, s = psnr_ssim(sr, pair.hr, scale, protocol)
+    p, s = psnr_ssim(sr, pair.hr, scale, protocol, workers)
     if not math.isfinite(p):
         raise NonFiniteResultError(
             f"image {pair.name} of {where}: the SR output equals the HR exactly, so its PSNR is "
@@ -73,6 +76,16 @@ def _score(sr: np.ndarray, pair: SRPair, scale: int, protocol: str, model: str, 
             "include it; remove the image (a flat image says nothing about a model) from the set"
         )
     return {"image": pair.name, "psnr": p, "ssim": s}
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _done(value: object) -> Future:
+    fut: Future = Future()
+    fut.set_result(value)
+    return fut
 
 
 def evaluate_model(
@@ -89,15 +102,19 @@ def evaluate_model(
     Identical SR and HR (PSNR +inf; BasicSR and MATLAB report infinity, they do not cap it) and NaN/inf outputs
     are errors naming the image: a set mean is only ever made of finite per-image values.
 
-    Pipelined: one worker thread reads image i+1 and scores image i-1 while the network works on image i
-    (one worker: with torch on every core a second one would only take cycles from the forward). The numbers
-    are those of the serial loop: the same functions on the same arrays, rows kept in image order."""
+    Pipelined: one worker thread reads image i+1 while the network works on image i. Where torch leaves a
+    core free (``--threads`` below the core count) the worker also scores image i-1 meanwhile; where torch
+    has every core, a thread beside the forward only stalls its parallel regions (measured: worse than
+    serial), so image i is scored between forwards with its FFTs on torch's thread count. The numbers are
+    those of the serial loop either way: the same functions on the same arrays, rows in image order."""
     check_protocol(protocol)
     t0 = time.perf_counter()
     loaders = benchmark_sources(dataset, scale, data_root)
     model = model.eval().to(device)
     n, rows, fwd = len(loaders), [], 0.0
     where = f"{dataset} x{scale}"
+    threads = torch.get_num_threads()
+    overlap = torch.device(device).type != "cpu" or threads < _cores()  # a GPU forward leaves the CPU idle
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-io") as pool:
         next_pair: Future = pool.submit(loaders[0])
         scoring: Future | None = None
@@ -112,7 +129,8 @@ def evaluate_model(
                 rows.append(scoring.result())
                 if on_image is not None:
                     on_image(i, n, rows[-1]["image"])
-            scoring = pool.submit(_score, sr, pair, scale, protocol, _name(model), where)
+            args = (sr, pair, scale, protocol, _name(model), where)
+            scoring = pool.submit(_score, *args) if overlap else _done(_score(*args, workers=threads))
         rows.append(scoring.result())
         if on_image is not None:
             on_image(n, n, rows[-1]["image"])
