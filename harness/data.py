@@ -13,7 +13,9 @@ import hashlib
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -237,20 +239,38 @@ def available_datasets(data_root: str | Path | None) -> list[str]:
     return out
 
 
-def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = None) -> list[SRPair]:
-    """All (HR, LR) pairs of a benchmark set; raises DataError (one line) for anything missing or unreadable.
+def _file_pair(hr_dir: Path, p: Path, scale: int) -> SRPair:
+    hr = check_evaluable(modcrop(read_image(p), scale), scale, str(p))
+    ready = _ready_lr(hr_dir, p, scale)
+    if ready is not None:
+        lr = read_image(ready)
+        if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+            raise DataError(f"LR image {ready} is {lr.shape[1]}x{lr.shape[0]}, expected HR/{scale}")
+        if lr.ndim != hr.ndim:
+            lr = to_rgb(lr) if hr.ndim == 3 else lr[..., 0]
+    else:
+        lr = cached_lr(hr, scale, p, _file_fingerprint(p))
+    return SRPair(p.stem, hr, lr)
 
-    Every image is read before anything is returned, so a corrupt file fails the run before any result is made.
-    """
+
+def _default_pair(name: str, img: np.ndarray, scale: int) -> SRPair:
+    hr = modcrop(img, scale)
+    return SRPair(name, hr, cached_lr(hr, scale, f"skimage:{name}", f"{hr.shape}"))
+
+
+def benchmark_sources(
+    dataset: str, scale: int, data_root: str | Path | None = None
+) -> list[Callable[[], SRPair]]:
+    """One loader per image of a benchmark set, in order; calling it reads (HR, LR), raising DataError.
+
+    The set, its folder and its file list are checked here; decoding waits for the call, so an evaluation can
+    read image i+1 while the network works on image i (a corrupt file then fails the run when it is reached;
+    results are only stored after the whole set, so nothing is made of a partly read set either way)."""
     if scale not in (2, 3, 4):
         raise DataError(f"scale must be 2, 3 or 4, got {scale}")
     name = canonical_dataset(dataset)
-    pairs: list[SRPair] = []
     if name == DEFAULT_SET:
-        for n, img in default_eval_images():
-            hr = modcrop(img, scale)
-            pairs.append(SRPair(n, hr, cached_lr(hr, scale, f"skimage:{n}", f"{hr.shape}")))
-        return pairs
+        return [partial(_default_pair, n, img, scale) for n, img in default_eval_images()]
     root = resolve_data_root(data_root)
     if root is None:
         raise DataError(
@@ -260,16 +280,12 @@ def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = Non
     files = list_images(hr_dir)
     if not files:
         raise DataError(f"no images in {hr_dir}")
-    for p in files:
-        hr = check_evaluable(modcrop(read_image(p), scale), scale, str(p))
-        ready = _ready_lr(hr_dir, p, scale)
-        if ready is not None:
-            lr = read_image(ready)
-            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-                raise DataError(f"LR image {ready} is {lr.shape[1]}x{lr.shape[0]}, expected HR/{scale}")
-            if lr.ndim != hr.ndim:
-                lr = to_rgb(lr) if hr.ndim == 3 else lr[..., 0]
-        else:
-            lr = cached_lr(hr, scale, p, _file_fingerprint(p))
-        pairs.append(SRPair(p.stem, hr, lr))
-    return pairs
+    return [partial(_file_pair, hr_dir, p, scale) for p in files]
+
+
+def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = None) -> list[SRPair]:
+    """All (HR, LR) pairs of a benchmark set; raises DataError (one line) for anything missing or unreadable.
+
+    Every image is read before anything is returned, so a corrupt file fails before any result is made.
+    """
+    return [load() for load in benchmark_sources(dataset, scale, data_root)]

@@ -135,3 +135,16 @@ class DistillationTrunk(nn.Module):
             feats.append(out)
         body = self.LR_conv(self.c(torch.cat(feats, dim=1))) + head
         return self.upsampler(body)
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A 1x1 conv (``weight`` (out, in, 1, 1)). A single CPU image goes through one GEMM, which spreads over
+    threads: oneDNN's NCHW 1x1 conv ran slower at 2 threads than at 1 (torch 2.14; 84->14 channels at
+    180x320: 3.5 ms vs 1.6 ms, the GEMM 0.9 ms). Same multiply-adds; equal up to float rounding."""
+    b, c, h, w = x.shape
+    if x.device.type != "cpu" or b != 1 or not x.is_contiguous():
+        return F.conv2d(x, weight, bias)
+    w2 = weight.view(weight.shape[0], c)
+    flat = x.view(c, h * w)
+    out = torch.mm(w2, flat) if bias is None else torch.addmm(bias.view(-1, 1), w2, flat)
+    return out.view(1, -1, h, w)

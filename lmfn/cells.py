@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LayerNorm2d
+from .blocks import LayerNorm2d, pointwise
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")
@@ -60,20 +60,36 @@ class MSM(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        outs = []
+        # every group written straight into its channels of one buffer (no torch.cat, no upsampled copy)
+        mixed = x.new_empty(x.shape)
+        start = 0
         for i, (part, conv) in enumerate(zip(x.split(self.sizes, dim=1), self.mfr, strict=True)):
+            dst = mixed[:, start : start + part.shape[1]]
+            start += part.shape[1]
             if i == 0:
-                outs.append(conv(part))
+                dst.copy_(conv(part))
                 continue
             s = 2**i
             # ceil_mode: a partial window at the bottom/right edge still pools, so any H, W works (even 1x1)
-            y = conv(F.max_pool2d(part, s, s, ceil_mode=True))
-            # nearest by an integer factor then crop: each pixel gets the value of the window it was pooled
-            # in, exactly aligned even when H, W are not multiples of 2**i (SAFMN-style nearest resize)
-            y = F.interpolate(y, scale_factor=s, mode="nearest")[..., :h, :w]
-            outs.append(y)
-        return x * self.act(self.aggr(torch.cat(outs, dim=1)))
+            _nearest_into(dst, conv(F.max_pool2d(part, s, s, ceil_mode=True)), s)
+        return x * self.act(pointwise(mixed, self.aggr.weight, self.aggr.bias))
+
+
+def _nearest_into(dst: torch.Tensor, y: torch.Tensor, s: int) -> None:
+    """``dst[..., r, c] = y[..., r // s, c // s]``: nearest upsampling by ``s`` cropped to ``dst``, so each
+    pixel gets the value of the window it was pooled in, exactly aligned even when H, W are not multiples of
+    ``s`` (SAFMN-style nearest resize). Written as broadcast copies into views of ``dst``: whole s x s blocks,
+    then the partial bottom rows, right columns and corner."""
+    b, c, h, w = dst.shape
+    hq, wq, rh, rw = h // s, w // s, h % s, w % s
+    if hq and wq:
+        dst[..., : hq * s, : wq * s].view(b, c, hq, s, wq, s).copy_(y[:, :, :hq, None, :wq, None])
+    if rh and wq:
+        dst[..., hq * s :, : wq * s].view(b, c, rh, wq, s).copy_(y[:, :, hq : hq + 1, :wq, None])
+    if rw and hq:
+        dst[..., : hq * s, wq * s :].view(b, c, hq, s, rw).copy_(y[:, :, :hq, None, wq : wq + 1])
+    if rh and rw:
+        dst[..., hq * s :, wq * s :].copy_(y[:, :, hq : hq + 1, wq : wq + 1])
 
 
 class IFF(nn.Module):
@@ -140,7 +156,7 @@ class IFF(nn.Module):
         return torch.cat([xl, xm], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.mix(x)) + x
+        return pointwise(self.mix(x), self.proj.weight, self.proj.bias) + x
 
     def extra_repr(self) -> str:
         return f"scheme={self.scheme!r}"
@@ -157,8 +173,9 @@ class IFM(nn.Module):
         self.proj_out = nn.Conv2d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.proj_in(self.norm(x)).chunk(2, dim=1)
-        return self.proj_out(a * self.iff(b)) + x
+        # the 1x1 convs as GEMMs on CPU (lmfn.blocks.pointwise); the modules keep the state-dict names
+        a, b = pointwise(self.norm(x), self.proj_in.weight, self.proj_in.bias).chunk(2, dim=1)
+        return pointwise(a * self.iff(b), self.proj_out.weight, self.proj_out.bias) + x
 
 
 def make_cell(name: str, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> nn.Module:

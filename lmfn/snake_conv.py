@@ -18,8 +18,11 @@ Differences from DSCNet's reference code (YaoleiQi/DSCNet), each deliberate:
   cell's own 1x1 + GELU (DSCNet's output GroupNorm also needs channel counts divisible by 4).
 - Points outside the image read zeros (zero padding, like every other conv here) rather than the clamped
   border, so with zero offsets DSConv equals the plain (1,K) / (K,1) conv with zero padding.
-- One ``grid_sample`` call for all K points of all morphologies (points stacked as extra rows, so the
-  samples already form a (B, C*n*K, H, W) tensor), then one 1x1 conv holding every branch's kernel.
+- One ``grid_sample`` call for all K points of all morphologies, then one 1x1 conv holding every branch's
+  kernel. CPU ``grid_sample`` spreads over threads by batch item only, so a single image would sample on
+  one thread: at batch 1 each point becomes a batch item of its own (the image expanded, not copied) and
+  the 1x1 kernel's columns are reordered to the (point, channel) stack that comes out; the samples are the
+  same numbers either way.
 - Kernel shapes follow the image axis the snake lies along: ``dsc_conv_x`` (morph "x", horizontal snake)
   is (1,K), ``dsc_conv_y`` is (K,1); each is the plain conv the snake reduces to with zero offsets.
   DSCNet stores transposed shapes (it stacks samples along the other axis); no official LMFN weights
@@ -34,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LayerNorm2d
+from .blocks import LayerNorm2d, pointwise
 
 MORPHS: dict[str, tuple[str, ...]] = {"x": ("x",), "y": ("y",), "xy": ("x", "y")}
 
@@ -143,10 +146,13 @@ class DSConv(nn.Module):
         acc = accumulation_matrix(self.kernel_size, st.dtype, st.device) @ st
         return (acc * self.extend_scope).view(b, len(self.morphs), self.kernel_size, h, w)
 
-    def fused_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Every branch as one 1x1 kernel over the sample stack (input channel c * n*K + point), and bias."""
+    def fused_weight(self, points_first: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every branch as one 1x1 kernel over the sample stack, and the bias. Input channel c * n*K + point,
+        or point * C + c with ``points_first`` (the batch-1 layout of :meth:`forward`)."""
         convs = [self.dsc_conv_x if m == "x" else self.dsc_conv_y for m in self.morphs]
         w = torch.cat([conv.weight.flatten(2) for conv in convs], dim=2)  # (out, in, n*K)
+        if points_first:
+            w = w.transpose(1, 2)
         return w.reshape(w.shape[0], -1, 1, 1), convs[0].bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,12 +170,17 @@ class DSConv(nn.Module):
             acc_st = acc @ st
         # one fused multiply-add: unshifted points + swing (B, n, K, H*W, 2)
         grid = torch.addcmul(_base_grid(h, w, k, self.morphs, x.device, x.dtype), acc_st.unsqueeze(-1), unit)
-        # points stacked as rows of the grid: samples come out as (B, C, n*K, H*W) = (B, C*n*K, H, W)
-        samples = F.grid_sample(
-            x, grid.view(b, n * k, h * w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
-        )
-        weight, bias = self.fused_weight()
-        return F.conv2d(samples.view(b, c * n * k, h, w), weight, bias)
+        if b == 1:  # one batch item per point, so the sampling uses every thread: (n*K, C, 1, H*W)
+            samples = F.grid_sample(
+                x.expand(n * k, c, h, w), grid.view(n * k, 1, h * w, 2), mode="bilinear",
+                padding_mode="zeros", align_corners=False,
+            )  # fmt: skip
+        else:  # points stacked as rows of the grid: samples come out as (B, C, n*K, H*W) = (B, C*n*K, H, W)
+            samples = F.grid_sample(
+                x, grid.view(b, n * k, h * w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+            )
+        weight, bias = self.fused_weight(points_first=b == 1)
+        return pointwise(samples.view(b, c * n * k, h, w), weight, bias)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, extend_scope={self.extend_scope}, morph={self.morph!r}"

@@ -40,6 +40,36 @@ def test_ssim_matches_skimage_gaussian_variant() -> None:
     assert ssim(a, b) == pytest.approx(ref, abs=1e-9)
 
 
+def _ssim_by_fftconvolve(a: np.ndarray, b: np.ndarray) -> float:
+    """The protocol's SSIM written with scipy.signal.fftconvolve (the implementation the reproduction numbers
+    were first measured with): harness.metrics must give the same float, bit for bit."""
+    from scipy.signal import fftconvolve
+
+    ax = np.arange(11, dtype=np.float64) - 5
+    g = np.exp(-(ax**2) / (2 * 1.5**2))
+    g /= g.sum()
+    win = np.outer(g, g)
+
+    def filt(x: np.ndarray) -> np.ndarray:
+        return fftconvolve(x, win, mode="valid")
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_a, mu_b = filt(a), filt(b)
+    var_a, var_b, cov = filt(a * a) - mu_a**2, filt(b * b) - mu_b**2, filt(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    return float(np.mean(num / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))))
+
+
+@pytest.mark.parametrize("shape", [(11, 11), (12, 37), (97, 64), (131, 257), (480, 500)])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ssim_bit_identical_to_fftconvolve(shape: tuple[int, int], workers: int) -> None:
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    a = np.round(16 + rng.uniform(0, 219, shape))
+    b = np.clip(a + rng.normal(0, 8, shape), 16, 235)
+    # exact, with any FFT thread count: the reproduction numbers must not move
+    assert ssim(a, b, workers) == _ssim_by_fftconvolve(a, b)
+
+
 def test_y_channel_bt601() -> None:
     white = np.full((2, 2, 3), 255, np.uint8)
     black = np.zeros((2, 2, 3), np.uint8)

@@ -34,6 +34,7 @@ from harness.train import state
 from harness.train.config import TrainConfig
 from harness.train.data import PatchDataset, StepBatchSampler, iterate_batches, load_images, resolve_sources
 from harness.train.distill import Distillation, InitReport, warm_start
+from harness.train.ema import EmaUpdate, _ema_avg_fn
 from harness.train.validation import Validation
 
 StepCallback = Callable[[int, int, dict], None]
@@ -49,17 +50,6 @@ class TrainResult:
     final: list[dict] = field(default_factory=list)  # final "eval" rows (rank 0)
     curve: list[tuple[int, float]] = field(default_factory=list)  # (iteration, val PSNR)
     init_report: InitReport | None = None
-
-
-def _ema_avg_fn(decay: float, warmup: bool) -> Callable:
-    """AveragedModel multi_avg_fn: ema <- decay*ema + (1-decay)*param (torch's get_ema_multi_avg_fn), with
-    an optional (1+n)/(10+n) warm-up of the decay."""
-
-    def fn(ema_params: list[torch.Tensor], params: list[torch.Tensor], n: torch.Tensor | int) -> None:
-        d = min(decay, (1 + int(n)) / (10 + int(n))) if warmup else decay
-        torch._foreach_lerp_(ema_params, params, 1.0 - d)
-
-    return fn
 
 
 class _StopFlag:
@@ -169,10 +159,9 @@ class Trainer(state.Checkpointing, Validation, Distillation):
                 self.echo(line)
         self.raw.to(self.device).train()
         # a deep copy: it keeps create's input-range hooks, so the EMA weights see what training saw
-        self.ema = AveragedModel(
-            self.raw, multi_avg_fn=_ema_avg_fn(cfg.ema, cfg.ema_warmup), use_buffers=True
-        )
+        self.ema = AveragedModel(self.raw, multi_avg_fn=_ema_avg_fn(cfg.ema, cfg.ema_warmup), use_buffers=True)
         self.ema.eval()
+        self._ema_step = EmaUpdate(self.ema, self.raw, _ema_avg_fn(cfg.ema, cfg.ema_warmup))
         self.net: nn.Module = self.raw
         if self.dist.ddp:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -243,7 +232,7 @@ class Trainer(state.Checkpointing, Validation, Distillation):
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        self.ema.update_parameters(self.raw)
+        self._ema_step()
 
     def step(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         """One whole optimisation step (single process); returns the loss, detached."""
