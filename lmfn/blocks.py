@@ -148,3 +148,14 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
     flat = x.view(c, h * w)
     out = torch.mm(w2, flat) if bias is None else torch.addmm(bias.view(-1, 1), w2, flat)
     return out.view(1, -1, h, w)
+
+
+class Conv1x1(nn.Conv2d):
+    """A 1x1 ``nn.Conv2d`` (same parameters and state-dict names) whose forward is :func:`pointwise`. A module
+    rather than a bare function call, so module-hook counters (thop) still see its multiply-adds."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pointwise(x, self.weight, self.bias)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LayerNorm2d, pointwise
+from .blocks import Conv1x1, LayerNorm2d
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")
@@ -56,7 +56,7 @@ class MSM(nn.Module):
         self.mfr = nn.ModuleList(
             DSConv(c, c, kernel_size, extend_scope=extend_scope, morph=morph) for c in self.sizes
         )
-        self.aggr = nn.Conv2d(dim, dim, 1)
+        self.aggr = Conv1x1(dim, dim)
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ class MSM(nn.Module):
             s = 2**i
             # ceil_mode: a partial window at the bottom/right edge still pools, so any H, W works (even 1x1)
             _nearest_into(dst, conv(F.max_pool2d(part, s, s, ceil_mode=True)), s)
-        return x * self.act(pointwise(mixed, self.aggr.weight, self.aggr.bias))
+        return x * self.act(self.aggr(mixed))
 
 
 def _nearest_into(dst: torch.Tensor, y: torch.Tensor, s: int) -> None:
@@ -128,7 +128,7 @@ class IFF(nn.Module):
                     # mr and mr-cross own the same tensors, wired differently: this parameter-free marker
                     # (saved with the weights) lets a checkpoint say which one it is (harness/detectors.py)
                     self.register_buffer("cross", torch.ones(1))
-        self.proj = nn.Conv2d(dim, dim, 1)
+        self.proj = Conv1x1(dim, dim)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # noqa: ANN001
         # mr-cross checkpoints saved before the marker existed still load strictly into mr-cross: the marker
@@ -156,7 +156,7 @@ class IFF(nn.Module):
         return torch.cat([xl, xm], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return pointwise(self.mix(x), self.proj.weight, self.proj.bias) + x
+        return self.proj(self.mix(x)) + x
 
     def extra_repr(self) -> str:
         return f"scheme={self.scheme!r}"
@@ -168,14 +168,14 @@ class IFM(nn.Module):
     def __init__(self, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> None:
         super().__init__()
         self.norm = LayerNorm2d(dim)
-        self.proj_in = nn.Conv2d(dim, 2 * dim, 1)
+        self.proj_in = Conv1x1(dim, 2 * dim)
         self.iff = IFF(dim, scheme, **msm_kwargs)
-        self.proj_out = nn.Conv2d(dim, dim, 1)
+        self.proj_out = Conv1x1(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the 1x1 convs as GEMMs on CPU (lmfn.blocks.pointwise); the modules keep the state-dict names
-        a, b = pointwise(self.norm(x), self.proj_in.weight, self.proj_in.bias).chunk(2, dim=1)
-        return pointwise(a * self.iff(b), self.proj_out.weight, self.proj_out.bias) + x
+        # the 1x1 convs as GEMMs on CPU (lmfn.blocks.Conv1x1); state-dict names as nn.Conv2d's
+        a, b = self.proj_in(self.norm(x)).chunk(2, dim=1)
+        return self.proj_out(a * self.iff(b)) + x
 
 
 def make_cell(name: str, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> nn.Module:

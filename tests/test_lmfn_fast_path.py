@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import lmfn.cells
 import lmfn.snake_conv
+from lmfn.blocks import Conv1x1
 from lmfn.cells import MSM
 from lmfn.snake_conv import DSConv
 from lmfn.variants import build_variant, valid_variants
@@ -75,16 +76,16 @@ def reference_msm(m: MSM, x: torch.Tensor) -> torch.Tensor:
 
 
 def _run(net: torch.nn.Module, x: torch.Tensor, reference: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    saved = DSConv.forward, MSM.forward, lmfn.cells.pointwise, lmfn.snake_conv.pointwise
+    saved = DSConv.forward, MSM.forward, Conv1x1.forward, lmfn.snake_conv.pointwise
     if reference:
-        DSConv.forward, MSM.forward = reference_dsconv, reference_msm
-        lmfn.cells.pointwise = lmfn.snake_conv.pointwise = F.conv2d
+        DSConv.forward, MSM.forward, Conv1x1.forward = reference_dsconv, reference_msm, torch.nn.Conv2d.forward
+        lmfn.snake_conv.pointwise = F.conv2d
     try:
         net.zero_grad(set_to_none=True)
         y = net(x)
         (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
     finally:
-        DSConv.forward, MSM.forward, lmfn.cells.pointwise, lmfn.snake_conv.pointwise = saved
+        DSConv.forward, MSM.forward, Conv1x1.forward, lmfn.snake_conv.pointwise = saved
     return y.detach(), [p.grad.clone() for p in net.parameters()]
 
 

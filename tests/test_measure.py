@@ -196,6 +196,16 @@ def test_thop_counts_conv_and_linear_macs() -> None:
     assert "total_ops" not in model.state_dict() and "conv.total_ops" not in model.state_dict()
 
 
+def test_lmfn_conv1x1_is_counted_by_every_counter() -> None:
+    # lmfn's Conv1x1 runs its 1x1 as a GEMM on CPU: fvcore sees an addmm, thop a module of a conv subclass;
+    # both must count c_in * c_out * H * W (hand arithmetic), like the nn.Conv2d it replaces
+    from lmfn.blocks import Conv1x1
+
+    model = nn.Sequential(Conv1x1(6, 10), nn.Conv2d(10, 3, 1))
+    r = measure.count_flops(model, (H, W), in_channels=6)
+    assert r["flops_paper"] == r["flops_thop"] == (6 * 10 + 10 * 3) * H * W
+
+
 def test_count_flops_keeps_training_mode() -> None:
     model = OpMix().train()
     measure.count_flops(model, (H, W), with_thop=False)
