@@ -161,10 +161,11 @@ def _cached(db: Store | None, probe: dict, png: Path) -> bool:
 
 
 def _default_models(scale: int, weights_dir: str | Path | None) -> list[str]:
-    """Bicubic and every zoo model with an official checkpoint at ``scale`` under ``weights_dir``."""
+    """Bicubic and every zoo model with an official checkpoint at ``scale`` (the weights cache, then
+    ``weights_dir``)."""
     reg = zoo.registry()
     found = [
-        n for n, s in reg.items() if s.family != "bicubic" and zoo.find_checkpoint(s, scale, weights_dir)
+        n for n, s in reg.items() if s.family != "bicubic" and zoo.find_official(s, scale, weights_dir)
     ]
     return ["bicubic", *found]
 
