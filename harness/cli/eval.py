@@ -23,7 +23,7 @@ from harness.cli.common import (
     parse_shard,
     task_bars,
 )  # fmt: skip
-from harness.cli.output import eval_json, eval_table
+from harness.cli.output import eval_json, eval_table, no_checkpoint_line
 from harness.data import available_datasets, canonical_dataset
 from harness.errors import DataError, UsageError
 from harness.metrics import check_protocol
@@ -97,9 +97,4 @@ def command(
     if res.skipped:
         echo(f"{res.skipped} result(s) already in {store} were skipped (use --force to re-measure)")
     if res.no_checkpoint:
-        where = (
-            f"in the weights cache or {weights_dir}"
-            if weights_dir
-            else "(no --weights-dir; `lmfn-bench weights fetch` fills the cache)"
-        )
-        echo(f"not evaluated, no checkpoint found {where}: {', '.join(res.no_checkpoint)}")
+        echo(no_checkpoint_line(res.no_checkpoint, weights_dir))

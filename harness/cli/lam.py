@@ -20,7 +20,7 @@ from harness.cli.common import (
     friendly_errors,
     task_bars,
 )  # fmt: skip
-from harness.cli.output import json_line
+from harness.cli.output import json_line, no_checkpoint_line
 from harness.errors import UsageError
 from harness.lam import LR_RESIZES, LamSettings
 from harness.lam_tasks import DEFAULT_LAM_OUT, LamOptions, lam_matrix
@@ -145,5 +145,4 @@ def command(
     if res.skipped:
         echo(f"{res.skipped} LAM result(s) already in {store} were skipped (use --force to recompute)")
     if res.no_checkpoint:
-        where = f"in {weights_dir}" if weights_dir else "(no --weights-dir given)"
-        echo(f"not run, no checkpoint found {where}: {', '.join(res.no_checkpoint)}")
+        echo(no_checkpoint_line(res.no_checkpoint, weights_dir, "run"))

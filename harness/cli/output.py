@@ -18,6 +18,16 @@ EVAL_JSON_KEYS = (
 )  # fmt: skip
 
 
+def no_checkpoint_line(names: list[str], weights_dir: Path | None, what: str = "evaluated") -> str:
+    """The one line for models skipped for want of weights, saying where they were looked for."""
+    where = (
+        f"in the weights cache or {weights_dir}"
+        if weights_dir
+        else "(no --weights-dir; `lmfn-bench weights fetch` fills the cache)"
+    )
+    return f"not {what}, no checkpoint found {where}: {', '.join(names)}"
+
+
 def json_line(obj: dict[str, Any]) -> None:
     print(json.dumps(obj, allow_nan=False), flush=True)  # NaN is not JSON; the store refuses it anyway
 

@@ -19,6 +19,7 @@ from harness.cli.common import (
     out,
     task_bars,
 )  # fmt: skip
+from harness.cli.output import no_checkpoint_line
 from harness.settings import ABLATION_SET
 from reports.inputs import write_reports
 
@@ -58,12 +59,7 @@ def command(
     )  # fmt: skip
     res = tasks.run_pipeline(opts, echo, task_bars)
     if res.no_checkpoint:
-        where = (
-            f"in the weights cache or {weights_dir}"
-            if weights_dir
-            else "(no --weights-dir; `lmfn-bench weights fetch` fills the cache)"
-        )
-        echo(f"not evaluated, no checkpoint found {where}: {', '.join(res.no_checkpoint)}")
+        echo(no_checkpoint_line(res.no_checkpoint, weights_dir))
     echo(f"[4/4] writing reports to {out_dir / 'report'}")
     for path in write_reports(store, ("all",), out_dir / "report", ABLATION_SET, max(scales)):
         out.print(str(path), highlight=False, soft_wrap=True)
