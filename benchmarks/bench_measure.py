@@ -3,7 +3,7 @@
     python benchmarks/bench_measure.py [--model lkdn] [--scale 4] [--size 64] [--reps 5] [--runs 60]
                                        [--threads 1 0]
 
-Each repetition is a full ``harness.measure.measure_latency`` call (fresh warm-up, ``--runs`` timed runs);
+Each repetition is a full ``harness.latency.measure_latency`` call (fresh warm-up, ``--runs`` timed runs);
 the figure of merit is max(median) / min(median) over the repetitions, for each thread count in turn (0 =
 torch's default) in this one run. Target: <= 1.05 on an idle CPU (a busy machine - other jobs on the same
 cores - shows up here first, so the load average is printed too). Exit status 1 when a thread count misses.
@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from harness import measure, zoo
+from harness import latency, zoo
 
 TARGET = 1.05
 
@@ -50,7 +50,7 @@ def _repeatability(model: torch.nn.Module, args: argparse.Namespace, threads: in
     torch.set_num_threads(threads)
     medians = []
     for i in range(args.reps):
-        r = measure.measure_latency(
+        r = latency.measure_latency(
             model, (args.size, args.size), device=args.device, dtype=args.dtype, runs=args.runs,
             warmup=args.warmup,
         )  # fmt: skip

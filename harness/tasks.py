@@ -18,7 +18,8 @@ import torch
 from harness import zoo
 from harness.errors import MissingCheckpointError, UsageError
 from harness.evaluate import evaluate_model
-from harness.measure import PRECISIONS, profile_model, resolve_device
+from harness.latency import PRECISIONS, resolve_device
+from harness.measure import profile_model
 from harness.metrics import check_protocol
 from harness.provenance import device_name
 from harness.results import eval_row, profile_device_key, profile_row, store_key

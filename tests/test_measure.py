@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness import measure
+from harness import latency, measure
 from harness.errors import UsageError
 from lmfn.blocks import BSConvU, LayerNorm2d, pixelshuffle_upsampler
 
@@ -220,7 +220,7 @@ def test_count_flops_keeps_training_mode() -> None:
 def test_summary_matches_numpy(n: int) -> None:
     rng = np.random.default_rng(n)
     times = list(rng.gamma(2.0, 3.0, size=n))
-    s = measure.summarize_timings(times)
+    s = latency.summarize_timings(times)
     assert s["latency_ms_median"] == pytest.approx(np.median(times))
     assert s["latency_ms_p90"] == pytest.approx(np.percentile(times, 90))
     assert s["latency_ms_mean"] == pytest.approx(np.mean(times))
@@ -243,32 +243,32 @@ def test_timed_runs_warmup_and_count() -> None:
             self.synced = len(calls)
 
     timer = FakeTimer()
-    times = measure.timed_runs(lambda: calls.append(1), timer, runs=5, warmup=3)
+    times = latency.timed_runs(lambda: calls.append(1), timer, runs=5, warmup=3)
     assert len(calls) == 8
     assert timer.synced == 3  # synchronised after the warm-up, before the first timed run
     assert times == [0.0, 1.0, 2.0, 3.0, 4.0]
     with pytest.raises(ValueError):
-        measure.timed_runs(lambda: None, timer, runs=0, warmup=1)
+        latency.timed_runs(lambda: None, timer, runs=0, warmup=1)
 
 
 def test_dtype_device_selection() -> None:
     cpu = torch.device("cpu")
-    assert measure.resolve_dtype(cpu, "fp32") is torch.float32
-    assert measure.resolve_dtype(cpu, "bf16") is torch.bfloat16
+    assert latency.resolve_dtype(cpu, "fp32") is torch.float32
+    assert latency.resolve_dtype(cpu, "bf16") is torch.bfloat16
     with pytest.raises(ValueError, match="fp16 latency needs CUDA"):
-        measure.resolve_dtype(cpu, "fp16")
+        latency.resolve_dtype(cpu, "fp16")
     with pytest.raises(ValueError, match="dtype must be one of"):
-        measure.resolve_dtype(cpu, "int8")
+        latency.resolve_dtype(cpu, "int8")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="CUDA is not available"):
-            measure.resolve_device("cuda")
+            latency.resolve_device("cuda")
 
 
 @pytest.mark.parametrize(("dtype", "channels_last"), [("fp32", False), ("bf16", True)])
 def test_cpu_latency_row(dtype: str, channels_last: bool) -> None:
     model = OpMix()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    r = measure.measure_latency(model, (H, W), dtype=dtype, runs=7, warmup=2, channels_last=channels_last)
+    r = latency.measure_latency(model, (H, W), dtype=dtype, runs=7, warmup=2, channels_last=channels_last)
     assert r["latency_runs"] == 7 and r["latency_warmup"] == 2
     assert 0 < r["latency_ms_min"] <= r["latency_ms_median"] <= r["latency_ms_p90"] <= r["latency_ms_max"]
     assert (r["device"], r["timer"], r["dtype"], r["peak_mem_mb"]) == ("cpu", "perf_counter", dtype, None)
@@ -280,7 +280,7 @@ def test_cpu_latency_row(dtype: str, channels_last: bool) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", ["fp32", "fp16"])
 def test_cuda_latency_row(dtype: str) -> None:
-    r = measure.measure_latency(OpMix(), (64, 64), device="cuda", dtype=dtype, runs=10, warmup=3)
+    r = latency.measure_latency(OpMix(), (64, 64), device="cuda", dtype=dtype, runs=10, warmup=3)
     assert r["timer"] == "cuda_event" and r["device"] == "cuda"
     assert r["peak_mem_mb"] > 0 and r["latency_ms_median"] > 0
 

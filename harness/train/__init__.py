@@ -15,8 +15,8 @@ Distributed: ``WORLD_SIZE > 1`` in the environment (torchrun) -> one process per
 (gloo); ``batch_size`` is the global batch, split evenly, and rank ``r`` takes its slice of the same global
 sample sequence a single process would draw. Rank 0 alone validates, logs and writes checkpoints.
 
-Modules: ``config`` (profiles, :class:`TrainConfig`, TOML recipes, ``--set``), ``state`` (run-folder files,
-RNG state, provenance), ``distributed``, ``data`` (patches and sampling), ``distill`` (warm start, teacher,
+Modules: ``profiles`` (the named recipes), ``config`` (:class:`TrainConfig`, TOML recipes, ``--set``),
+``state`` (run-folder files, RNG state, provenance), ``distributed``, ``data`` (patches and sampling), ``distill`` (warm start, teacher,
 block-wise distillation), ``validation`` (EMA validation and store rows), ``loop`` (:class:`Trainer`).
 """
 
@@ -24,9 +24,6 @@ from __future__ import annotations
 
 from harness.errors import NonFiniteLossError
 from harness.train.config import (
-    LR_SCHEDULES,
-    PROFILES,
-    Profile,
     TrainConfig,
     layered_config,
     load_recipe,
@@ -37,6 +34,7 @@ from harness.train.data import resolve_sources
 from harness.train.distill import InitReport, warm_start
 from harness.train.distributed import Dist, setup_distributed
 from harness.train.loop import Trainer, TrainResult, train
+from harness.train.profiles import LR_SCHEDULES, PROFILES, Profile
 from harness.train.state import (
     LOG_FILE,
     MODEL_FILE,
