@@ -137,15 +137,45 @@ class DistillationTrunk(nn.Module):
         return self.upsampler(body)
 
 
-def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """A 1x1 conv (``weight`` (out, in, 1, 1)). A single CPU image goes through one GEMM, which spreads over
-    threads: oneDNN's NCHW 1x1 conv ran slower at 2 threads than at 1 (torch 2.14; 84->14 channels at
-    180x320: 3.5 ms vs 1.6 ms, the GEMM 0.9 ms). Same multiply-adds; equal up to float rounding."""
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True when ``x`` is laid out channels-last and not also plain NCHW (LMFN's trunk runs channels-last from
+    its first LayerNorm on, since the norm works on the NHWC view)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def as_nchw(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a dense NCHW tensor. A single channels-last CPU image goes through the 2-D (pixels, channels)
+    -> (channels, pixels) transpose, which torch copies in cache blocks: 2.1 ms at 56x180x320 where
+    ``x.contiguous()`` took 13.6 ms (torch 2.14, one thread)."""
+    if x.is_contiguous():
+        return x
     b, c, h, w = x.shape
-    if x.device.type != "cpu" or b != 1 or not x.is_contiguous():
-        return F.conv2d(x, weight, bias)
+    if b != 1 or x.device.type != "cpu" or not is_channels_last(x):
+        return x.contiguous()
+    out = x.new_empty(x.shape)
+    out.view(c, h * w).copy_(x[0].reshape(c, h * w))
+    return out
+
+
+def pointwise(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, channels_last: bool | None = None
+) -> torch.Tensor:
+    """A 1x1 conv (``weight`` (out, in, 1, 1)); the output is channels-last or dense NCHW as ``channels_last``
+    says (default: as ``x``). A single CPU image is one GEMM on the (channels, pixels) view of ``x``, whatever
+    its strides: a channel slice of a channels-last tensor is read in place and the change of layout rides
+    on the GEMM's transposed operand, not on a copy. oneDNN's NCHW 1x1 conv ran slower at 2 threads than at 1
+    (torch 2.14; 84->14 channels at 180x320: 3.5 ms vs 1.6 ms, the GEMM 0.9 ms). Equal up to float rounding."""
+    b, c, h, w = x.shape
+    if channels_last is None:
+        channels_last = is_channels_last(x)
+    if x.device.type != "cpu" or b != 1:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return F.conv2d(x, weight, bias).contiguous(memory_format=fmt)
     w2 = weight.view(weight.shape[0], c)
-    flat = x.view(c, h * w)
+    flat = x[0].reshape(c, h * w)  # a view for NCHW and channels-last strides alike
+    if channels_last:  # (pixels, out) = (pixels, in) @ (in, out)
+        out = torch.mm(flat.t(), w2.t()) if bias is None else torch.addmm(bias, flat.t(), w2.t())
+        return out.view(1, h, w, -1).permute(0, 3, 1, 2)
     out = torch.mm(w2, flat) if bias is None else torch.addmm(bias.view(-1, 1), w2, flat)
     return out.view(1, -1, h, w)
 
@@ -157,5 +187,5 @@ class Conv1x1(nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
         super().__init__(in_channels, out_channels, 1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return pointwise(x, self.weight, self.bias)
+    def forward(self, x: torch.Tensor, channels_last: bool | None = None) -> torch.Tensor:
+        return pointwise(x, self.weight, self.bias, channels_last)

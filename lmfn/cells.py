@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Conv1x1, LayerNorm2d
+from .blocks import Conv1x1, LayerNorm2d, as_nchw, is_channels_last
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")
@@ -60,10 +60,13 @@ class MSM(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # every group written straight into its channels of one buffer (no torch.cat, no upsampled copy)
+        # The trunk runs channels-last; the groups are pooled and sampled as dense NCHW slices (a channel
+        # slice of a channels-last tensor copies and multiplies several times slower), so x is transposed
+        # once, every group is written straight into its channels of one NCHW buffer (no torch.cat, no
+        # upsampled copy), and the fusing 1x1 GEMM writes x's own layout back, for a like-with-like product.
         mixed = x.new_empty(x.shape)
         start = 0
-        for i, (part, conv) in enumerate(zip(x.split(self.sizes, dim=1), self.mfr, strict=True)):
+        for i, (part, conv) in enumerate(zip(as_nchw(x).split(self.sizes, dim=1), self.mfr, strict=True)):
             dst = mixed[:, start : start + part.shape[1]]
             start += part.shape[1]
             if i == 0:
@@ -72,7 +75,7 @@ class MSM(nn.Module):
             s = 2**i
             # ceil_mode: a partial window at the bottom/right edge still pools, so any H, W works (even 1x1)
             _nearest_into(dst, conv(F.max_pool2d(part, s, s, ceil_mode=True)), s)
-        return x * self.act(self.aggr(mixed))
+        return x * self.act(self.aggr(mixed, channels_last=is_channels_last(x)))
 
 
 def _nearest_into(dst: torch.Tensor, y: torch.Tensor, s: int) -> None:
@@ -173,9 +176,11 @@ class IFM(nn.Module):
         self.proj_out = Conv1x1(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the 1x1 convs as GEMMs on CPU (lmfn.blocks.Conv1x1); state-dict names as nn.Conv2d's
-        a, b = self.proj_in(self.norm(x)).chunk(2, dim=1)
-        return self.proj_out(a * self.iff(b)) + x
+        # the 1x1 convs as GEMMs on CPU (lmfn.blocks.Conv1x1); state-dict names as nn.Conv2d's. The inside
+        # runs dense NCHW, where channel halves are contiguous slices, whatever x's layout: the GEMMs in and
+        # out change the layout on their transposed operand instead of a copy
+        a, b = self.proj_in(self.norm(x), channels_last=False).chunk(2, dim=1)
+        return self.proj_out(a * self.iff(b), channels_last=is_channels_last(x)) + x
 
 
 def make_cell(name: str, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> nn.Module:

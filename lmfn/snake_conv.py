@@ -18,8 +18,12 @@ Differences from DSCNet's reference code (YaoleiQi/DSCNet), each deliberate:
   cell's own 1x1 + GELU (DSCNet's output GroupNorm also needs channel counts divisible by 4).
 - Points outside the image read zeros (zero padding, like every other conv here) rather than the clamped
   border, so with zero offsets DSConv equals the plain (1,K) / (K,1) conv with zero padding.
-- One ``grid_sample`` call for all K points of all morphologies, then one 1x1 conv holding every branch's
-  kernel. CPU ``grid_sample`` spreads over threads by batch item only, so a single image would sample on
+- At K <= 3 with extend_scope <= 1 (LMFN's setting) no sampling at all: every swing stays within one
+  pixel, so the bilinear read is a three-pixel blend whose weights commute with the branch kernel; each
+  point's kernel column runs as one GEMM over the input and the blend adds shifted views of its output
+  (``DSConv._forward_blend``; the same numbers up to float rounding, gradients included).
+- Otherwise one ``grid_sample`` call for all K points of all morphologies, then one 1x1 conv holding every
+  branch's kernel. CPU ``grid_sample`` spreads over threads by batch item only, so a single image would sample on
   one thread: at batch 1 each point becomes a batch item of its own (the image expanded, not copied) and
   the 1x1 kernel's columns are reordered to the (point, channel) stack that comes out; the samples are the
   same numbers either way.
@@ -149,13 +153,50 @@ class DSConv(nn.Module):
     def fused_weight(self, points_first: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Every branch as one 1x1 kernel over the sample stack, and the bias. Input channel c * n*K + point,
         or point * C + c with ``points_first`` (the batch-1 layout of :meth:`forward`)."""
-        convs = [self.dsc_conv_x if m == "x" else self.dsc_conv_y for m in self.morphs]
+        convs = self._branch_convs()
         w = torch.cat([conv.weight.flatten(2) for conv in convs], dim=2)  # (out, in, n*K)
         if points_first:
             w = w.transpose(1, 2)
         return w.reshape(w.shape[0], -1, 1, 1), convs[0].bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) in any memory format -> (B, C_out, H, W)."""
+        if self.kernel_size <= 3 and self.extend_scope <= 1:
+            return self._forward_blend(x)
+        return self._forward_sampled(x.contiguous())
+
+    def _forward_blend(self, x: torch.Tensor) -> torch.Tensor:
+        """The K <= 3, extend_scope <= 1 case without grid_sample: every swing then stays within one pixel
+        and each side point lies on an integer column (x-snake) or row (y-snake), so bilinear sampling is a
+        blend of three pixels, (1 - |o|) at the point, relu(o) one pixel on, relu(-o) one pixel back. The
+        per-pixel blend weights are the same for every channel, so they commute with the branch kernel: each
+        point's kernel column runs first, as one GEMM over x (no sample stack), and the blend adds shifted
+        views of its output. Dense NCHW output; equal to the sampled path up to float rounding."""
+        k, n, e = self.kernel_size, len(self.morphs), self.extend_scope
+        convs = self._branch_convs()
+        kernels = [conv.weight.flatten(2) for conv in convs]  # (out, in, K)
+        centre = sum(kern[:, :, k // 2] for kern in kernels)  # the centre points all read x itself
+        out = pointwise(x, centre[..., None, None], convs[0].bias, channels_last=False)
+        if k == 1:
+            return out
+        sides = torch.cat([kern[:, :, j] for kern in kernels for j in (0, k - 1)])  # (n * 2 * out, in)
+        z = pointwise(x, sides[..., None, None], None, channels_last=False).unflatten(1, (n, 2, -1))
+        # K = 3: a side point's swing is its own step (accumulation_matrix is diagonal), times extend_scope
+        swing = (self.steps(x).unflatten(1, (n, k))[:, :, 0 :: k - 1] * e).contiguous()  # (B, n, 2, H, W)
+        ahead, back = swing.clamp(min=0), (-swing).clamp(min=0)
+        here = 1 - ahead - back
+        for i, morph in enumerate(self.morphs):
+            for j, tap in enumerate((-1, 1)):
+                for weight, step in ((here, 0), (ahead, 1), (back, -1)):
+                    dy, dx = (step, tap) if morph == "x" else (tap, step)
+                    _add_shifted(out, weight[:, i, j].unsqueeze(1), z[:, i, j], dy, dx)
+        return out
+
+    def _branch_convs(self) -> list[nn.Conv2d]:
+        return [self.dsc_conv_x if m == "x" else self.dsc_conv_y for m in self.morphs]
+
+    def _forward_sampled(self, x: torch.Tensor) -> torch.Tensor:
+        """The general case: every point read by one bilinear ``grid_sample`` call."""
         b, c, h, w = x.shape
         k, n = self.kernel_size, len(self.morphs)
         st = self.steps(x).view(b, n, k, h * w)
@@ -184,3 +225,14 @@ class DSConv(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, extend_scope={self.extend_scope}, morph={self.morph!r}"
+
+
+def _add_shifted(out: torch.Tensor, weight: torch.Tensor, z: torch.Tensor, dy: int, dx: int) -> None:
+    """``out[..., r, c] += weight[..., r, c] * z[..., r + dy, c + dx]`` where (r + dy, c + dx) is inside the
+    image (outside reads zero, as zero padding does)."""
+    h, w = out.shape[-2:]
+    r0, r1, c0, c1 = max(0, -dy), h - max(0, dy), max(0, -dx), w - max(0, dx)
+    if r1 > r0 and c1 > c0:
+        out[..., r0:r1, c0:c1].addcmul_(
+            weight[..., r0:r1, c0:c1], z[..., r0 + dy : r1 + dy, c0 + dx : c1 + dx]
+        )

@@ -14,10 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import lmfn.cells
-import lmfn.snake_conv
-from lmfn.blocks import Conv1x1
-from lmfn.cells import MSM
+from lmfn.blocks import Conv1x1, pointwise
+from lmfn.cells import MSM, make_cell
 from lmfn.snake_conv import DSConv
 from lmfn.variants import build_variant, valid_variants
 
@@ -75,17 +73,20 @@ def reference_msm(m: MSM, x: torch.Tensor) -> torch.Tensor:
     return x * F.gelu(F.conv2d(torch.cat(outs, dim=1), m.aggr.weight, m.aggr.bias))
 
 
+def _plain_conv1x1(self: Conv1x1, x: torch.Tensor, channels_last: bool | None = None) -> torch.Tensor:
+    return F.conv2d(x, self.weight, self.bias)  # the output layout is only a speed matter
+
+
 def _run(net: torch.nn.Module, x: torch.Tensor, reference: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    saved = DSConv.forward, MSM.forward, Conv1x1.forward, lmfn.snake_conv.pointwise
+    saved = DSConv.forward, MSM.forward, Conv1x1.forward
     if reference:
-        DSConv.forward, MSM.forward, Conv1x1.forward = reference_dsconv, reference_msm, torch.nn.Conv2d.forward
-        lmfn.snake_conv.pointwise = F.conv2d
+        DSConv.forward, MSM.forward, Conv1x1.forward = reference_dsconv, reference_msm, _plain_conv1x1
     try:
         net.zero_grad(set_to_none=True)
         y = net(x)
         (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
     finally:
-        DSConv.forward, MSM.forward, Conv1x1.forward, lmfn.snake_conv.pointwise = saved
+        DSConv.forward, MSM.forward, Conv1x1.forward = saved
     return y.detach(), [p.grad.clone() for p in net.parameters()]
 
 
@@ -126,3 +127,33 @@ def test_dsconv_float32_matches_the_reference(morph: str, k: int, scope: float, 
     grads_ref = torch.autograd.grad(y_ref, [x, *m.parameters()], g)
     for a, b in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["msm", "ifm"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_cells_give_the_same_numbers_in_either_layout_and_keep_it(cell: str, batch: int) -> None:
+    # the trunk hands cells channels-last tensors (LayerNorm2d works on the NHWC view); a cell must not
+    # depend on the layout for its values, and must answer in the layout it was given
+    torch.manual_seed(batch)
+    m = make_cell(cell, 12).double()
+    x = torch.rand(batch, 12, 9, 14, dtype=torch.float64)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    y, y_cl = m(x), m(x_cl)
+    torch.testing.assert_close(y_cl, y, atol=1e-12, rtol=1e-12)
+    assert y.is_contiguous()
+    assert y_cl.is_contiguous(memory_format=torch.channels_last) and not y_cl.is_contiguous()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "channel_slice"])
+def test_pointwise_is_the_1x1_conv_in_every_layout(layout: str, channels_last: bool) -> None:
+    torch.manual_seed(0)
+    full = torch.rand(1, 10, 7, 9, dtype=torch.float64)
+    if layout != "nchw":
+        full = full.contiguous(memory_format=torch.channels_last)
+    x = full[:, 2:8] if layout == "channel_slice" else full
+    weight, bias = torch.rand(5, x.shape[1], 1, 1, dtype=torch.float64), torch.rand(5, dtype=torch.float64)
+    y = pointwise(x, weight, bias, channels_last=channels_last)
+    torch.testing.assert_close(y, F.conv2d(x, weight, bias), atol=1e-12, rtol=1e-12)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert y.is_contiguous(memory_format=fmt)
