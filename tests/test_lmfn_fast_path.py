@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from lmfn.blocks import Conv1x1, pointwise
-from lmfn.cells import MSM, make_cell
+from lmfn.cells import MSM, make_cell, max_pool_ceil
 from lmfn.snake_conv import DSConv
 from lmfn.variants import build_variant, valid_variants
 
@@ -157,3 +157,12 @@ def test_pointwise_is_the_1x1_conv_in_every_layout(layout: str, channels_last: b
     torch.testing.assert_close(y, F.conv2d(x, weight, bias), atol=1e-12, rtol=1e-12)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     assert y.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 1), (2, 3), (13, 11), (45, 80), (181, 319)])
+def test_max_pool_by_halvings_is_ceil_mode_max_pool_exactly(size: tuple[int, int]) -> None:
+    torch.manual_seed(size[0] * 1000 + size[1])
+    x = torch.randn(2, 3, *size)
+    for halvings in range(1, 4):
+        s = 2**halvings
+        assert torch.equal(max_pool_ceil(x, halvings), F.max_pool2d(x, s, s, ceil_mode=True))
