@@ -106,14 +106,14 @@ def _sdpa(inputs: list[Any], outputs: list[Any]) -> float:
 _ONE_PER_ELEMENT = (
     "add add_ sub sub_ rsub mul mul_ div div_ neg abs reciprocal square pow sqrt rsqrt exp log "
     "maximum minimum clamp clamp_ clamp_min clamp_max hardtanh hardtanh_ "
-    "relu relu_ relu6 leaky_relu leaky_relu_ elu elu_ gelu silu silu_ mish sigmoid sigmoid_ tanh tanh_ "
+    "relu relu_ relu6 leaky_relu leaky_relu_ elu elu_ gelu gelu_ silu silu_ mish sigmoid sigmoid_ tanh tanh_ "
     "hardswish hardswish_ hardsigmoid hardsigmoid_ softplus prelu sin cos cumsum"
 ).split()
 
 # Pure data movement: free (fvcore does not list them as ignored, so without a handle they would clutter
 # the unsupported list). pixel_shuffle is a reshape + permute.
 _FREE = (
-    "pixel_shuffle pixel_unshuffle clone pad reflection_pad2d replication_pad2d repeat expand_as "
+    "pixel_shuffle pixel_unshuffle clone empty_like unflatten pad reflection_pad2d replication_pad2d repeat expand_as "
     "im2col col2im flip diagonal ones_like rand rand_like randn randn_like linspace meshgrid broadcast_tensors "
     # comparisons / masks: free, as fvcore already treats eq / ge / gt
     "lt le ne __or__ __xor__ logical_and logical_or logical_not"
@@ -147,6 +147,7 @@ EXTRA_HANDLES: dict[str, Handle] = {
     "aten::scaled_dot_product_attention": _sdpa,
     # input + value * t1 * t2: one multiply plus one multiply-add
     "aten::addcmul": per_output(2),
+    "aten::addcmul_": per_output(2),
 }
 
 # The full table: fvcore's defaults win where both define an op (one price per op in every column).

@@ -72,7 +72,12 @@ class MSM(nn.Module):
                 dst.copy_(conv(part))
                 continue
             _nearest_into(dst, conv(max_pool_ceil(part, i)), 2**i)
-        return x * self.act(self.aggr(mixed, channels_last=is_channels_last(x)))
+        gate = self.aggr(mixed, channels_last=is_channels_last(x))
+        if torch.is_grad_enabled():
+            return x * self.act(gate)
+        # inference: the product in place on the activation's fresh output (the same numbers, one full-size
+        # buffer fewer); autograd needs the out-of-place form above
+        return self.act(gate).mul_(x)
 
 
 def max_pool_ceil(x: torch.Tensor, halvings: int) -> torch.Tensor:
@@ -174,10 +179,21 @@ class IFF(nn.Module):
         xl, xm = x.split(self.sizes, dim=1)
         if self.scheme == "parallel":
             return torch.cat([self.lka(xl), self.msm(xm)], dim=1)
-        for branch_l, branch_m in self.stages():
-            merged = (xl + xm) * 0.5
-            xl, xm = branch_l(xl) + merged, branch_m(xm) + merged
-        return torch.cat([xl, xm], dim=1)
+        if torch.is_grad_enabled():
+            for branch_l, branch_m in self.stages():
+                merged = (xl + xm) * 0.5
+                xl, xm = branch_l(xl) + merged, branch_m(xm) + merged
+            return torch.cat([xl, xm], dim=1)
+        # inference: the same sums in place, the last stage written straight into the output (no torch.cat)
+        out = torch.empty_like(x)
+        *first, last = self.stages()
+        for branch_l, branch_m in first:
+            merged = torch.add(xl, xm).mul_(0.5)
+            xl, xm = branch_l(xl).add_(merged), branch_m(xm).add_(merged)
+        merged = torch.add(xl, xm).mul_(0.5)
+        torch.add(last[0](xl), merged, out=out[:, : self.sizes[0]])
+        torch.add(last[1](xm), merged, out=out[:, self.sizes[0] :])
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.mix(x)) + x

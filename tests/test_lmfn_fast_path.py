@@ -131,7 +131,7 @@ def test_dsconv_float32_matches_the_reference(morph: str, k: int, scope: float, 
 
 @pytest.mark.parametrize("cell", ["msm", "ifm"])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_cells_give_the_same_numbers_in_either_layout_and_keep_it(cell: str, batch: int) -> None:
+def test_cells_give_the_same_numbers_in_either_layout_and_mode_and_keep_the_layout(cell: str, batch: int) -> None:
     # the trunk hands cells channels-last tensors (LayerNorm2d works on the NHWC view); a cell must not
     # depend on the layout for its values, and must answer in the layout it was given
     torch.manual_seed(batch)
@@ -140,6 +140,8 @@ def test_cells_give_the_same_numbers_in_either_layout_and_keep_it(cell: str, bat
     x_cl = x.contiguous(memory_format=torch.channels_last)
     y, y_cl = m(x), m(x_cl)
     torch.testing.assert_close(y_cl, y, atol=1e-12, rtol=1e-12)
+    with torch.inference_mode():  # the in-place inference path: the same operations, so the same bits
+        assert torch.equal(m(x_cl), y_cl) and torch.equal(m(x), y)
     assert y.is_contiguous()
     assert y_cl.is_contiguous(memory_format=torch.channels_last) and not y_cl.is_contiguous()
 

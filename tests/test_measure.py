@@ -365,12 +365,16 @@ def test_safmn_fvcore_column_rounds_to_published(shared) -> None:
     assert round(r["flops_fvcore"] / 1e9) == float(rows["safmn", 4])
 
 
-def test_lmfn_cells_fully_priced() -> None:
-    """The MSM cell (max-pool, snake conv with grid_sample, resize) leaves nothing unpriced in `full`."""
-    from harness import zoo
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_lmfn_cells_fully_priced(kernel_size: int) -> None:
+    """The MSM cell (pooling halvings, snake conv, nearest copies) leaves nothing unpriced in `full`, in both
+    of DSConv's forms: the three-pixel blend (K=3, LMFN's) and grid_sample (K=5)."""
+    from lmfn.variants import build_variant
 
     torch.manual_seed(0)
-    r = measure.count_flops(zoo.build("lmfn", 4), (24, 32), with_thop=False)
+    net = build_variant("lmfn", 4, kernel_size=kernel_size)
+    r = measure.count_flops(net, (24, 32), with_thop=False)
     assert r["unsupported_full"] == {}
-    assert r["flops_by_op"].get("aten::grid_sampler", 0) > 0
+    sampling_op = "aten::addcmul_" if kernel_size == 3 else "aten::grid_sampler"
+    assert r["flops_by_op"].get(sampling_op, 0) > 0
     assert r["flops_paper"] < r["flops_fvcore"] < r["flops_full"]
