@@ -18,7 +18,7 @@ Differences from DSCNet's reference code (YaoleiQi/DSCNet), each deliberate:
   cell's own 1x1 + GELU (DSCNet's output GroupNorm also needs channel counts divisible by 4).
 - Points outside the image read zeros (zero padding, like every other conv here) rather than the clamped
   border, so with zero offsets DSConv equals the plain (1,K) / (K,1) conv with zero padding.
-- At K <= 3 with extend_scope <= 1 (LMFN's setting) no sampling at all: every swing stays within one
+- At K = 3 with extend_scope <= 1 (LMFN's setting) no sampling at all: every swing stays within one
   pixel, so the bilinear read is a three-pixel blend whose weights commute with the branch kernel; each
   point's kernel column runs as one GEMM over the input and the blend adds shifted views of its output
   (``DSConv._forward_blend``; the same numbers up to float rounding, gradients included).
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import LayerNorm2d, pointwise
+from .blocks import LayerNorm2d, as_nchw, pointwise
 
 MORPHS: dict[str, tuple[str, ...]] = {"x": ("x",), "y": ("y",), "xy": ("x", "y")}
 
@@ -161,12 +161,12 @@ class DSConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) in any memory format -> (B, C_out, H, W)."""
-        if self.kernel_size <= 3 and self.extend_scope <= 1:
+        if self.kernel_size == 3 and self.extend_scope <= 1:
             return self._forward_blend(x)
-        return self._forward_sampled(x.contiguous())
+        return self._forward_sampled(as_nchw(x))
 
     def _forward_blend(self, x: torch.Tensor) -> torch.Tensor:
-        """The K <= 3, extend_scope <= 1 case without grid_sample: every swing then stays within one pixel
+        """The K = 3, extend_scope <= 1 case without grid_sample: every swing then stays within one pixel
         and each side point lies on an integer column (x-snake) or row (y-snake), so bilinear sampling is a
         blend of three pixels, (1 - |o|) at the point, relu(o) one pixel on, relu(-o) one pixel back. The
         per-pixel blend weights are the same for every channel, so they commute with the branch kernel: each
@@ -177,12 +177,10 @@ class DSConv(nn.Module):
         kernels = [conv.weight.flatten(2) for conv in convs]  # (out, in, K)
         centre = sum(kern[:, :, k // 2] for kern in kernels)  # the centre points all read x itself
         out = pointwise(x, centre[..., None, None], convs[0].bias, channels_last=False)
-        if k == 1:
-            return out
-        sides = torch.cat([kern[:, :, j] for kern in kernels for j in (0, k - 1)])  # (n * 2 * out, in)
+        sides = torch.cat([kern[:, :, j] for kern in kernels for j in (0, 2)])  # (n * 2 * out, in)
         z = pointwise(x, sides[..., None, None], None, channels_last=False).unflatten(1, (n, 2, -1))
         # K = 3: a side point's swing is its own step (accumulation_matrix is diagonal), times extend_scope
-        swing = (self.steps(x).unflatten(1, (n, k))[:, :, 0 :: k - 1] * e).contiguous()  # (B, n, 2, H, W)
+        swing = (self.steps(x).unflatten(1, (n, k))[:, :, 0::2] * e).contiguous()  # (B, n, 2, H, W)
         ahead, back = swing.clamp(min=0), (-swing).clamp(min=0)
         here = 1 - ahead - back
         for i, morph in enumerate(self.morphs):
