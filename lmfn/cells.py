@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import Conv1x1, LayerNorm2d, as_nchw, is_channels_last
+from .blocks import Conv1x1, LayerNorm2d, is_channels_last
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")
@@ -22,9 +22,11 @@ class LKA(nn.Module):
     No sigmoid: the attention map multiplies the input directly. Parameter names follow LKDN's ``Attention``.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, gemm_pointwise: bool = False) -> None:
         super().__init__()
-        self.pointwise = nn.Conv2d(dim, dim, 1)
+        # gemm_pointwise: the 1x1 as lmfn.blocks.Conv1x1 (same parameters), for the LKAs inside IFF, which run
+        # NCHW, where oneDNN's 1x1 is slow; the trunk's LKA stays nn.Conv2d, so LKDN's numbers stay LKDN's
+        self.pointwise = Conv1x1(dim, dim) if gemm_pointwise else nn.Conv2d(dim, dim, 1)
         self.depthwise = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
         self.depthwise_dilated = nn.Conv2d(dim, dim, 5, padding=6, groups=dim, dilation=3)
 
@@ -59,13 +61,13 @@ class MSM(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The trunk runs channels-last; the groups are pooled and sampled as dense NCHW slices (a channel
-        # slice of a channels-last tensor copies and multiplies several times slower), so x is transposed
-        # once, every group is written straight into its channels of one NCHW buffer (no torch.cat, no
-        # upsampled copy), and the fusing 1x1 GEMM writes x's own layout back, for a like-with-like product.
+        # The trunk runs channels-last. Each group is read as a channel slice of x in place (the snake conv's
+        # GEMMs take any strides; transposing x to NCHW first cost more than it saved), every group is written
+        # straight into its channels of one NCHW buffer (no torch.cat, no upsampled copy), and the fusing 1x1
+        # GEMM writes x's own layout back, for a like-with-like product.
         mixed = x.new_empty(x.shape)
         start = 0
-        for i, (part, conv) in enumerate(zip(as_nchw(x).split(self.sizes, dim=1), self.mfr, strict=True)):
+        for i, (part, conv) in enumerate(zip(x.split(self.sizes, dim=1), self.mfr, strict=True)):
             dst = mixed[:, start : start + part.shape[1]]
             start += part.shape[1]
             if i == 0:
@@ -140,18 +142,18 @@ class IFF(nn.Module):
             raise ValueError(f"unknown IFF scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
         self.scheme = scheme
         if scheme == "cascade":
-            self.lka = LKA(dim)
+            self.lka = LKA(dim, gemm_pointwise=True)
             self.msm = MSM(dim, **msm_kwargs)
         else:
             self.sizes = _split_sizes(dim, 2)
             dl, dm = self.sizes
             if scheme == "parallel":
-                self.lka = LKA(dl)
+                self.lka = LKA(dl, gemm_pointwise=True)
                 self.msm = MSM(dm, **msm_kwargs)
             else:  # merge-and-run: stage 1 (l, m) then stage 2 (l, m)
                 if dl != dm:
                     raise ValueError(f"merge-and-run needs an even channel count, got {dim}")
-                self.lka_l, self.lka_m = LKA(dl), LKA(dm)
+                self.lka_l, self.lka_m = LKA(dl, gemm_pointwise=True), LKA(dm, gemm_pointwise=True)
                 self.msm_l, self.msm_m = MSM(dl, **msm_kwargs), MSM(dm, **msm_kwargs)
                 if scheme == "mr-cross":
                     # mr and mr-cross own the same tensors, wired differently: this parameter-free marker
