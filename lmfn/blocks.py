@@ -168,9 +168,8 @@ def pointwise(
     b, c, h, w = x.shape
     if channels_last is None:
         channels_last = is_channels_last(x)
-    if x.device.type != "cpu" or b != 1:
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        return F.conv2d(x, weight, bias).contiguous(memory_format=fmt)
+    if x.device.type != "cpu" or b != 1:  # the layout is a speed hint for the GEMM path only: no copy here
+        return F.conv2d(x, weight, bias)
     w2 = weight.view(weight.shape[0], c)
     flat = x[0].reshape(c, h * w)  # a view for NCHW and channels-last strides alike
     # the bias is added after the GEMM, not by addmm, which first fills the fresh output with the broadcast
