@@ -173,7 +173,7 @@ class DSConv(nn.Module):
         blend of three pixels, (1 - |o|) at the point, relu(o) one pixel on, relu(-o) one pixel back. The
         per-pixel blend weights are the same for every channel, so they commute with the branch kernel: each
         point's kernel column runs first, as one GEMM over x (no sample stack), and the blend adds shifted
-        views of its output. NCHW output; equal to the sampled path up to float rounding."""
+        views of its output (NCHW out on the CPU one-image path). Equal to the sampled path up to rounding."""
         k, n, e = self.kernel_size, len(self.morphs), self.extend_scope
         convs = self._branch_convs()
         kernels = [conv.weight.flatten(2) for conv in convs]  # (out, in, K)
