@@ -185,21 +185,21 @@ class IFF(nn.Module):
         xl, xm = x.split(self.sizes, dim=1)
         if self.scheme == "parallel":
             return torch.cat([self.lka(xl), self.msm(xm)], dim=1)
-        if torch.is_grad_enabled():
-            for branch_l, branch_m in self.stages():
-                merged = (xl + xm) * 0.5
-                xl, xm = branch_l(xl) + merged, branch_m(xm) + merged
-            return torch.cat([xl, xm], dim=1)
-        # inference: the same sums in place, the last stage written straight into the output (no torch.cat)
-        out = torch.empty_like(x)
-        *first, last = self.stages()
-        for branch_l, branch_m in first:
-            merged = torch.add(xl, xm).mul_(0.5)
-            xl, xm = branch_l(xl).add_(merged), branch_m(xm).add_(merged)
-        merged = torch.add(xl, xm).mul_(0.5)
-        torch.add(last[0](xl), merged, out=out[:, : self.sizes[0]])
-        torch.add(last[1](xm), merged, out=out[:, self.sizes[0] :])
-        return out
+        # inference (no autograd) adds in place and writes the last stage straight into the output, no cat
+        out = None if torch.is_grad_enabled() else torch.empty_like(x)
+        stages = self.stages()
+        for n, (branch_l, branch_m) in enumerate(stages, 1):
+            merged = (xl + xm) * 0.5
+            yl, ym = branch_l(xl), branch_m(xm)
+            if out is None:
+                xl, xm = yl + merged, ym + merged
+            elif n < len(stages):
+                xl, xm = yl.add_(merged), ym.add_(merged)
+            else:
+                torch.add(yl, merged, out=out[:, : self.sizes[0]])
+                torch.add(ym, merged, out=out[:, self.sizes[0] :])
+                return out
+        return torch.cat([xl, xm], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.mix(x)) + x
