@@ -143,6 +143,17 @@ def is_channels_last(x: torch.Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def fresh_add(fresh: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``fresh + x``; without autograd in place on ``fresh``, a just-made output that nothing else holds (the
+    same numbers, one full-size buffer fewer: a new 13 MB tensor's first touch cost ~0.6 ms at 2 threads)."""
+    return fresh + x if torch.is_grad_enabled() else fresh.add_(x)
+
+
+def fresh_mul(fresh: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``fresh * x``, in place without autograd, as :func:`fresh_add`."""
+    return fresh * x if torch.is_grad_enabled() else fresh.mul_(x)
+
+
 def as_nchw(x: torch.Tensor) -> torch.Tensor:
     """``x`` as a dense NCHW tensor. A single channels-last CPU image goes through the 2-D (pixels, channels)
     -> (channels, pixels) transpose, which torch copies in cache blocks: 2.1 ms at 56x180x320 where

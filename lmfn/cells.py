@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Conv1x1, LayerNorm2d, is_channels_last
+from .blocks import Conv1x1, LayerNorm2d, fresh_add, fresh_mul, is_channels_last
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")
@@ -75,12 +75,7 @@ class MSM(nn.Module):
                 dst.copy_(conv(part))
                 continue
             _nearest_into(dst, conv(max_pool_ceil(part, i)), 2**i)
-        gate = self.aggr(mixed, channels_last=is_channels_last(x))
-        if torch.is_grad_enabled():
-            return x * self.act(gate)
-        # inference: the product in place on the activation's fresh output (the same numbers, one full-size
-        # buffer fewer); autograd needs the out-of-place form above
-        return self.act(gate).mul_(x)
+        return fresh_mul(self.act(self.aggr(mixed, channels_last=is_channels_last(x))), x)
 
 
 def max_pool_ceil(x: torch.Tensor, halvings: int) -> torch.Tensor:
@@ -202,7 +197,7 @@ class IFF(nn.Module):
         return torch.cat([xl, xm], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.mix(x)) + x
+        return fresh_add(self.proj(self.mix(x)), x)
 
     def extra_repr(self) -> str:
         return f"scheme={self.scheme!r}"
@@ -223,7 +218,7 @@ class IFM(nn.Module):
         # runs dense NCHW, where channel halves are contiguous slices, whatever x's layout: the GEMMs in and
         # out change the layout on their transposed operand instead of a copy
         a, b = self.proj_in(self.norm(x), channels_last=False).chunk(2, dim=1)
-        return self.proj_out(a * self.iff(b), channels_last=is_channels_last(x)) + x
+        return fresh_add(self.proj_out(fresh_mul(self.iff(b), a), channels_last=is_channels_last(x)), x)
 
 
 def make_cell(name: str, dim: int, scheme: str = DEFAULT_SCHEME, **msm_kwargs) -> nn.Module:
