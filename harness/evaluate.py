@@ -59,7 +59,7 @@ def super_resolve(model: nn.Module, lr: np.ndarray, scale: int, device: str | to
 
 
 def _score(sr: np.ndarray, pair: SRPair, scale: int, protocol: str, model: str, where: str) -> dict:
-    """One image's row (numpy and scipy.fft release the GIL, so it can run beside a forward)."""
+    """One image's row (numpy and scipy.ndimage release the GIL, so it can run beside a forward)."""
     if not np.isfinite(sr).all():  # NaN cast to uint8 would score as a black image: a believable number
         raise NonFiniteResultError(
             f"model {model} returned NaN/inf for image {pair.name} of {where} (broken weights?); "
@@ -94,8 +94,8 @@ class _Job:
     def score(self, sr: np.ndarray, pair: SRPair) -> dict:
         return _score(sr, pair, self.scale, self.protocol, _name(self.model), self.where)
 
-    def whole_image(self, load: PairSource) -> tuple[dict, float]:
-        pair = load()
+    def whole_image(self, source: PairSource) -> tuple[dict, float]:
+        pair = source()
         sr, seconds = self.forward(pair)
         return self.score(sr, pair), seconds
 

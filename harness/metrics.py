@@ -77,7 +77,7 @@ def _valid_gaussian(maps: np.ndarray) -> np.ndarray:
     return ndimage.correlate1d(rows, g, axis=1, mode="constant")[:, r:-r]
 
 
-SSIM_STRIP_ROWS = 64  # valid rows per pass: a strip's float64 maps stay in cache (2x faster than whole images)
+SSIM_STRIP_ROWS = 64  # valid rows per pass: a strip's float64 maps stay in cache (Set14: 1.7x faster)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

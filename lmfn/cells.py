@@ -186,14 +186,11 @@ class IFF(nn.Module):
         for n, (branch_l, branch_m) in enumerate(stages, 1):
             merged = (xl + xm) * 0.5
             yl, ym = branch_l(xl), branch_m(xm)
-            if out is None:
-                xl, xm = yl + merged, ym + merged
-            elif n < len(stages):
-                xl, xm = yl.add_(merged), ym.add_(merged)
-            else:
+            if out is not None and n == len(stages):
                 torch.add(yl, merged, out=out[:, : self.sizes[0]])
                 torch.add(ym, merged, out=out[:, self.sizes[0] :])
                 return out
+            xl, xm = fresh_add(yl, merged), fresh_add(ym, merged)
         return torch.cat([xl, xm], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
