@@ -104,7 +104,7 @@ def _sdpa(inputs: list[Any], outputs: list[Any]) -> float:
 # several instructions each; we charge 1 like an add, so `full` stays a MAC-like count that is comparable
 # across models rather than a guess at instruction counts.
 _ONE_PER_ELEMENT = (
-    "add add_ sub sub_ rsub mul mul_ div div_ neg abs reciprocal square pow sqrt rsqrt exp log "
+    "add add_ sub sub_ rsub mul mul_ div div_ neg neg_ abs reciprocal square pow sqrt rsqrt exp log "
     "maximum minimum clamp clamp_ clamp_min clamp_max hardtanh hardtanh_ "
     "relu relu_ relu6 leaky_relu leaky_relu_ elu elu_ gelu gelu_ silu silu_ mish sigmoid sigmoid_ tanh tanh_ "
     "hardswish hardswish_ hardsigmoid hardsigmoid_ softplus prelu sin cos cumsum"
@@ -115,6 +115,7 @@ _ONE_PER_ELEMENT = (
 _FREE = (
     "pixel_shuffle pixel_unshuffle clone empty_like unflatten pad reflection_pad2d replication_pad2d repeat expand_as "
     "im2col col2im flip diagonal ones_like rand rand_like randn randn_like linspace meshgrid broadcast_tensors "
+    "movedim as_strided zero_ index_fill_ "
     # comparisons / masks: free, as fvcore already treats eq / ge / gt
     "lt le ne __or__ __xor__ logical_and logical_or logical_not"
 ).split()

@@ -9,7 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Conv1x1, LayerNorm2d, fresh_add, fresh_mul, is_channels_last
+from .blocks import (
+    Conv1x1,
+    LayerNorm2d,
+    as_nchw,
+    fresh_add,
+    fresh_mul,
+    is_channels_last,
+)
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")
@@ -32,6 +39,11 @@ class LKA(nn.Module):
         self.depthwise_dilated = nn.Conv2d(dim, dim, 5, padding=6, groups=dim, dilation=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.pointwise, Conv1x1) and not is_channels_last(x):
+            # IFF's NCHW halves: the depthwise convs run channels-last, where oneDNN needs no reorder (NCHW
+            # took 2-7x longer, most of it in page faults on the reorder's scratch), the product in x's layout
+            attn = self.depthwise_dilated(self.depthwise(self.pointwise(x, channels_last=True)))
+            return fresh_mul(as_nchw(attn), x)
         return x * self.depthwise_dilated(self.depthwise(self.pointwise(x)))
 
 
@@ -72,7 +84,7 @@ class MSM(nn.Module):
             dst = mixed[:, start : start + part.shape[1]]
             start += part.shape[1]
             if i == 0:
-                dst.copy_(conv(part))
+                conv(part, out=dst)
                 continue
             _nearest_into(dst, conv(max_pool_ceil(part, i)), 2**i)
         return fresh_mul(self.act(self.aggr(mixed, channels_last=is_channels_last(x))), x)

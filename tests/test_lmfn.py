@@ -145,7 +145,7 @@ def test_msm_pools_each_group_by_its_scale_and_restores_alignment() -> None:
     torch.manual_seed(0)
     msm = MSM(8)
     for conv in msm.mfr:
-        conv.forward = lambda t: t  # isolate the pooling/resizing path
+        conv.forward = lambda t, out=None: t if out is None else out.copy_(t)  # isolate pooling/resizing
     with torch.no_grad():
         msm.aggr.weight.copy_(torch.eye(8).view(8, 8, 1, 1))
         msm.aggr.bias.zero_()

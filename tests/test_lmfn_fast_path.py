@@ -182,3 +182,38 @@ def test_max_pool_by_halvings_is_ceil_mode_max_pool_exactly(size: tuple[int, int
         expected = F.max_pool2d(x, s, s, ceil_mode=True)
         with torch.no_grad():  # the halvings (with autograd, max_pool2d itself runs)
             assert torch.equal(max_pool_ceil(x, halvings), expected)
+
+
+@pytest.mark.parametrize("morph", ["x", "y", "xy"])
+@pytest.mark.parametrize(("batch", "h", "w"), [(1, 1, 1), (1, 1, 6), (1, 5, 1), (2, 2, 2), (3, 4, 3), (1, 7, 9)])
+def test_dsconv_blend_at_the_image_edges(morph: str, batch: int, h: int, w: int) -> None:
+    # the blend reads shifted flat-offset views, which at the edges land on a neighbouring row, channel or
+    # image (or the buffer's guard) with a zero weight: on images a row or column thin, every read is an
+    # edge read; swings pushed to +-1 so every step's weight is in play
+    torch.manual_seed(batch * 100 + h * 10 + w)
+    m = DSConv(4, 3, 3, extend_scope=1.0, morph=morph)
+    with torch.no_grad():
+        m.offset_conv.weight.mul_(50)
+    x = torch.randn(batch, 4, h, w) * 100  # neighbours far from zero, so a leaked read would show
+    y_ref = reference_dsconv(m, x)
+    with torch.no_grad():
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            torch.testing.assert_close(m(inp), y_ref, atol=1e-3, rtol=1e-5)
+            out = torch.full((batch, 3, h, w), float("nan"))
+            assert m(inp, out=out).data_ptr() == out.data_ptr()
+            torch.testing.assert_close(out, y_ref, atol=1e-3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel_slice"])
+def test_pointwise_writes_into_a_given_nchw_buffer(layout: str) -> None:
+    torch.manual_seed(1)
+    full = torch.rand(1, 10, 7, 9, dtype=torch.float64)
+    if layout == "channel_slice":
+        full = full.contiguous(memory_format=torch.channels_last)
+    x = full[:, 2:8] if layout == "channel_slice" else full
+    weight, bias = torch.rand(5, x.shape[1], 1, 1, dtype=torch.float64), torch.rand(5, dtype=torch.float64)
+    dest = torch.full((1, 8, 7, 9), float("nan"), dtype=torch.float64)
+    y = pointwise(x, weight, bias, out=dest[:, 1:6])
+    torch.testing.assert_close(dest[:, 1:6], F.conv2d(x, weight, bias), atol=1e-12, rtol=1e-12)
+    assert y.data_ptr() == dest[:, 1:6].data_ptr()
+    assert dest[:, 0].isnan().all() and dest[:, 6:].isnan().all()  # nothing outside the slice touched
