@@ -176,21 +176,24 @@ def pointwise(
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """A 1x1 conv (``weight`` (out, in, 1, 1)); the output is channels-last or dense NCHW as ``channels_last``
-    says (default: as ``x``). A single CPU image is one GEMM on the (channels, pixels) view of ``x``, whatever
-    its strides: a channel slice of a channels-last tensor is read in place and the change of layout rides
-    on the GEMM's transposed operand, not on a copy. ``out``: a dense NCHW tensor to write into (no bias). oneDNN's NCHW 1x1 conv ran slower at 2 threads than at 1
-    (torch 2.14; 84->14 channels at 180x320: 3.5 ms vs 1.6 ms, the GEMM 0.9 ms). Equal up to float rounding."""
+    says (default: as ``x``), or written into ``out``, a dense NCHW tensor. A single CPU image is one GEMM on
+    the (channels, pixels) view of ``x``, whatever its strides: a channel slice of a channels-last tensor is
+    read in place and the change of layout rides on the GEMM's transposed operand, not on a copy. oneDNN's
+    NCHW 1x1 conv ran slower at 2 threads than at 1 (torch 2.14; 84->14 channels at 180x320: 3.5 ms vs
+    1.6 ms, the GEMM 0.9 ms). Equal up to float rounding."""
     b, c, h, w = x.shape
+    gemm_path = x.device.type == "cpu" and b == 1
+    if out is not None and (not gemm_path or torch.jit.is_tracing()):
+        # off the GEMM path, and under the FLOP tracer (fvcore prices mm by exactly two operands): copy in
+        return out.copy_(pointwise(x, weight, bias, channels_last=False))
+    if not gemm_path:  # the layout is a speed hint for the GEMM path only: no copy here
+        return F.conv2d(x, weight, bias)
     if channels_last is None:
         channels_last = is_channels_last(x)
-    if x.device.type != "cpu" or b != 1:  # the layout is a speed hint for the GEMM path only: no copy here
-        return F.conv2d(x, weight, bias) if out is None else out.copy_(F.conv2d(x, weight, bias))
     w2 = weight.view(weight.shape[0], c)
     flat = x[0].reshape(c, h * w)  # a view for NCHW and channels-last strides alike
     # the bias is added after the GEMM, not by addmm, which first fills the fresh output with the broadcast
     # bias: at 2 threads that pass cost about as much as the GEMM (LMFN 1.23 vs 1.30 of LKDN's time per MAC)
-    if out is not None and torch.jit.is_tracing():  # the FLOP tracer prices mm by its two operands only
-        return out.copy_(pointwise(x, weight, bias, channels_last=False))
     if out is not None or not channels_last:
         res = torch.mm(w2, flat, out=None if out is None else out.view(-1, h * w))
         res = res if bias is None else res.add_(bias.view(-1, 1))

@@ -9,14 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import (
-    Conv1x1,
-    LayerNorm2d,
-    as_nchw,
-    fresh_add,
-    fresh_mul,
-    is_channels_last,
-)
+from .blocks import Conv1x1, LayerNorm2d, as_nchw, fresh_add, fresh_mul, is_channels_last
 from .snake_conv import DSConv
 
 CELLS = ("lka", "msm", "ifm")

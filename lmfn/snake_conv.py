@@ -227,7 +227,8 @@ class DSConv(nn.Module):
         return f"kernel_size={self.kernel_size}, extend_scope={self.extend_scope}, morph={self.morph!r}"
 
 
-def _blend_reads(morphs: tuple[str, ...]) -> list[tuple[int, int, int]]:
+@lru_cache(maxsize=8)
+def _blend_reads(morphs: tuple[str, ...]) -> tuple[tuple[int, int, int], ...]:
     """(channel block of the side-point GEMM, dy, dx) of each blend term, in the order of the stacked weights:
     morph, side point (tap -1, +1), step (here 0, ahead +1, back -1). An x-snake's side points sit one column
     off and swing along rows; a y-snake's the other way round."""
@@ -236,7 +237,7 @@ def _blend_reads(morphs: tuple[str, ...]) -> list[tuple[int, int, int]]:
         for j, tap in enumerate((-1, 1)):
             for step in (0, 1, -1):
                 reads.append((2 * i + j, *((step, tap) if morph == "x" else (tap, step))))
-    return reads
+    return tuple(reads)
 
 
 def _blend_weights(swing: torch.Tensor, morphs: tuple[str, ...]) -> tuple[torch.Tensor, ...]:
