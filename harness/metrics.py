@@ -87,6 +87,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     b = b.astype(np.float64)
     k = len(_gaussian_taps())
     rows, cols = a.shape[0] - k + 1, a.shape[1] - k + 1
+    if rows < 1 or cols < 1:  # no whole window: an empty sum would read as SSIM 0
+        raise ValueError(
+            f"SSIM needs images of at least {k}x{k} pixels (after any border crop), got {a.shape[0]}x{a.shape[1]}"
+        )
     total = 0.0
     for top in range(0, rows, SSIM_STRIP_ROWS):
         end = min(top + SSIM_STRIP_ROWS, rows) + k - 1

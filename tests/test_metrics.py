@@ -72,6 +72,14 @@ def test_ssim_equals_the_textbook_form(shape: tuple[int, int], noise: float) -> 
     assert ssim(a, b) == pytest.approx(_ssim_by_fftconvolve(a, b), abs=1e-13)
 
 
+@pytest.mark.parametrize("shape", [(10, 40), (40, 10), (8, 8)])
+def test_ssim_refuses_images_smaller_than_its_window(shape: tuple[int, int]) -> None:
+    # no whole 11x11 window: a mean over nothing must not come back as a score
+    a = np.random.default_rng(0).uniform(0, 255, shape)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(a, a)
+
+
 def test_y_channel_bt601() -> None:
     white = np.full((2, 2, 3), 255, np.uint8)
     black = np.zeros((2, 2, 3), np.uint8)
