@@ -149,7 +149,7 @@ def fresh_add(fresh: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return fresh + x if torch.is_grad_enabled() else fresh.add_(x)
 
 
-def fresh_mul(fresh: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def fresh_mul(fresh: torch.Tensor, x: torch.Tensor | float) -> torch.Tensor:
     """``fresh * x``, in place without autograd, as :func:`fresh_add`."""
     return fresh * x if torch.is_grad_enabled() else fresh.mul_(x)
 

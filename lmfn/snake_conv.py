@@ -177,20 +177,41 @@ class DSConv(nn.Module):
         point's kernel column runs first, as one GEMM over x (no sample stack), and the blend adds shifted
         views of its output. Equal to the sampled path up to rounding."""
         k, n = self.kernel_size, len(self.morphs)
-        convs = self._branch_convs()
-        kernels = [conv.weight.flatten(2) for conv in convs]  # (out, in, K)
-        centre = sum(kern[:, :, k // 2] for kern in kernels)  # the centre points all read x itself
-        out = pointwise(x, centre[..., None, None], convs[0].bias, channels_last=False, out=out)
-        sides = torch.cat([kern[:, :, j] for kern in kernels for j in (0, 2)])  # (n * 2 * out, in)
-        z = _guarded_pointwise(x, sides)
+        centre, sides = self._blend_kernels()
+        out = pointwise(x, centre, self._branch_convs()[0].bias, channels_last=False, out=out)
         # K = 3: a side point's swing is its own step (accumulation_matrix is diagonal), times extend_scope
         swing = self.steps(x).unflatten(1, (n, k))[:, :, 0::2].movedim(0, 2)  # (n, 2, B, H, W)
         weights = _blend_weights(swing if self.extend_scope == 1 else swing * self.extend_scope, self.morphs)
-        # each read one flat-offset view, edges handled by zero weights: 26 ops where per-read cropping took
-        # ~145 (view ops ~1 us each), 0.07-0.1 ms less per small pyramid level; the same sums in the same order
-        for weight, (block, dy, dx) in zip(weights, _blend_reads(self.morphs), strict=True):
-            out.addcmul_(weight, _flat_shifted(z, block, n * 2, dy, dx))
+        # each side point's kernel column runs as its own GEMM into one reused guarded block, read by its
+        # three blend terms at once, while it is in cache (one GEMM of all four into 4x the memory ran 2-3x
+        # slower); each read one flat-offset view, edges handled by zero weights (26 ops where per-read
+        # cropping took ~145); the same sums in the same order
+        block, filled = _guarded_block(x, out.shape[1]), None
+        for weight, (side, dy, dx) in zip(weights, _blend_reads(self.morphs), strict=True):
+            if side != filled:
+                filled = side
+                pointwise(x, sides[side], out=block)
+            out.addcmul_(weight, _flat_shifted(block, dy, dx))
         return out
+
+    def _blend_kernels(self) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The blend's 1x1 kernels (out, in, 1, 1): the centre points' sum and each side point's column, in
+        :func:`_blend_reads` order. Kept until a weight changes (its version or storage), as rebuilding them
+        was ~25 small ops per call; rebuilt under the FLOP tracer, which must see every op."""
+        convs = self._branch_convs()
+        key = tuple((c.weight._version, c.weight.data_ptr()) for c in convs)
+        cached = getattr(self, "_blend_cache", None)
+        if cached is not None and cached[0] == key and not torch.jit.is_tracing():
+            return cached[1]
+        kernels = [conv.weight.flatten(2) for conv in convs]  # (out, in, K)
+        k = self.kernel_size
+        centre = sum(kern[:, :, k // 2] for kern in kernels)  # the centre points all read x itself
+        sides = tuple(kern[:, :, j, None, None] for kern in kernels for j in (0, 2))
+        if torch.jit.is_tracing():
+            return centre[..., None, None], sides
+        with torch.inference_mode(False):  # clones that stay usable outside inference mode
+            self._blend_cache = (key, (centre[..., None, None].clone(), tuple(t.clone() for t in sides)))
+        return self._blend_cache[1]
 
     def _branch_convs(self) -> list[nn.Conv2d]:
         return [self.dsc_conv_x if m == "x" else self.dsc_conv_y for m in self.morphs]
@@ -229,9 +250,10 @@ class DSConv(nn.Module):
 
 @lru_cache(maxsize=8)
 def _blend_reads(morphs: tuple[str, ...]) -> tuple[tuple[int, int, int], ...]:
-    """(channel block of the side-point GEMM, dy, dx) of each blend term, in the order of the stacked weights:
-    morph, side point (tap -1, +1), step (here 0, ahead +1, back -1). An x-snake's side points sit one column
-    off and swing along rows; a y-snake's the other way round."""
+    """(side point, dy, dx) of each blend term, in the order of the stacked weights: morph, side point (tap
+    -1, +1), step (here 0, ahead +1, back -1). Side point i is the i-th side kernel of
+    :meth:`DSConv._blend_kernels`. An x-snake's side points sit one column off and swing along rows; a
+    y-snake's the other way round."""
     reads = []
     for i, morph in enumerate(morphs):
         for j, tap in enumerate((-1, 1)):
@@ -269,22 +291,18 @@ def _reads_leaving(morphs: tuple[str, ...], device: torch.device) -> tuple[torch
         return tuple(torch.tensor(p, dtype=torch.long, device=device) for p in picks)
 
 
-def _guarded_pointwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """The 1x1 conv ``weight`` (out, in) of ``x`` (no bias), dense NCHW inside a buffer with W + 1 zeros before
-    and after it, so every flat-offset view of :func:`_flat_shifted` stays inside finite memory."""
+def _guarded_block(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """An uninitialised dense NCHW (B, ``channels``, H, W) tensor inside a buffer with W + 1 zeros before and
+    after it, so every flat-offset view of :func:`_flat_shifted` stays inside finite memory."""
     b, _, h, w = x.shape
     guard = w + 1
-    buf = x.new_empty(2 * guard + b * weight.shape[0] * h * w)
+    buf = x.new_empty(2 * guard + b * channels * h * w)
     buf[:guard].zero_()
     buf[-guard:].zero_()
-    z = buf[guard:-guard].view(b, weight.shape[0], h, w)
-    pointwise(x, weight[..., None, None], out=z)
-    return z
+    return buf[guard:-guard].view(b, channels, h, w)
 
 
-def _flat_shifted(z: torch.Tensor, block: int, blocks: int, dy: int, dx: int) -> torch.Tensor:
-    """Channel block ``block`` (of ``blocks``) of the dense NCHW ``z``, read at (r + dy, c + dx) as one
-    flat offset: exact inside the image; outside it the caller's weight must be zero."""
-    b, c, h, w = z.shape
-    offset = z.storage_offset() + block * (c // blocks) * h * w + dy * w + dx
-    return z.as_strided((b, c // blocks, h, w), z.stride(), offset)
+def _flat_shifted(z: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """The dense NCHW ``z`` read at (r + dy, c + dx) as one flat offset: exact inside the image; outside it
+    the caller's weight must be zero."""
+    return z.as_strided(z.shape, z.stride(), z.storage_offset() + dy * z.shape[3] + dx)

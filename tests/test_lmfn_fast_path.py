@@ -217,3 +217,49 @@ def test_pointwise_writes_into_a_given_nchw_buffer(layout: str) -> None:
     torch.testing.assert_close(dest[:, 1:6], F.conv2d(x, weight, bias), atol=1e-12, rtol=1e-12)
     assert y.data_ptr() == dest[:, 1:6].data_ptr()
     assert dest[:, 0].isnan().all() and dest[:, 6:].isnan().all()  # nothing outside the slice touched
+
+
+def test_dsconv_blend_kernels_follow_weight_changes() -> None:
+    # the blend keeps its 1x1 kernels between calls: an in-place update, a loaded state dict and a dtype
+    # change must each be seen by the next inference call
+    torch.manual_seed(3)
+    m = DSConv(4, 3, 3, extend_scope=1.0, morph="xy")
+    x = torch.randn(1, 4, 6, 7)
+    with torch.no_grad():
+        m(x)
+        m.dsc_conv_x.weight.mul_(-2)
+        torch.testing.assert_close(m(x), reference_dsconv(m, x), atol=1e-5, rtol=1e-5)
+        other = DSConv(4, 3, 3, extend_scope=1.0, morph="xy")
+        m.load_state_dict(other.state_dict())
+        torch.testing.assert_close(m(x), reference_dsconv(other, x), atol=1e-5, rtol=1e-5)
+        m.double()
+        y = m(x.double())
+        assert y.dtype == torch.float64
+        torch.testing.assert_close(y, reference_dsconv(m, x.double()), atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (8, 8), (9, 17), (23, 40)])
+def test_msm_pyramid_and_nearest_upsampling_are_exact(size: tuple[int, int]) -> None:
+    # without autograd MSM pools all coarser groups together, level by level, and upsamples with ATen's
+    # nearest kernel into its buffer; both must give exactly what per-group max_pool2d and index copies give
+    from lmfn.cells import _nearest_into, _pyramid
+
+    torch.manual_seed(size[0] * 100 + size[1])
+    x = torch.randn(1, 10, *size).contiguous(memory_format=torch.channels_last)
+    sizes = [3, 3, 2, 2]
+    with torch.no_grad():
+        fast = _pyramid(x, sizes)
+    for i, (part, got) in enumerate(zip(x.split(sizes, dim=1), fast, strict=True)):
+        assert torch.equal(got, F.max_pool2d(part, 2**i, 2**i, ceil_mode=True) if i else part)
+        if not i:
+            continue
+        s = 2**i
+        rows = torch.arange(size[0]) // s
+        cols = torch.arange(size[1]) // s
+        expected = got[:, :, rows][:, :, :, cols]
+        for grad in (False, True):  # ATen's kernel; the view copies (autograd, FLOP tracer)
+            buf = torch.full((1, 5, *size), float("nan"))
+            with torch.set_grad_enabled(grad):
+                _nearest_into(buf[:, 1 : 1 + got.shape[1]], got.contiguous(), s)
+            assert torch.equal(buf[:, 1 : 1 + got.shape[1]], expected)
+            assert buf[:, 0].isnan().all() and buf[:, 1 + got.shape[1] :].isnan().all()
