@@ -135,7 +135,7 @@ def _nearest_into(dst: torch.Tensor, y: torch.Tensor, s: int) -> None:
     and under the FLOP tracer (which prices that op per element), broadcast copies into views of ``dst``:
     whole s x s blocks, then the partial bottom rows, right columns and corner."""
     b, c, h, w = dst.shape
-    if not torch.is_grad_enabled() and dst.is_contiguous() and not torch.jit.is_tracing():
+    if not torch.is_grad_enabled() and dst.is_contiguous() and y.is_contiguous() and not torch.jit.is_tracing():
         torch.ops.aten.upsample_nearest2d.out(y, [h, w], float(s), float(s), out=dst)
         return
     hq, wq, rh, rw = h // s, w // s, h % s, w % s

@@ -199,15 +199,15 @@ class DSConv(nn.Module):
         :func:`_blend_reads` order. Kept until a weight changes (its version or storage), as rebuilding them
         was ~25 small ops per call; rebuilt under the FLOP tracer, which must see every op."""
         convs = self._branch_convs()
+        tracing = torch.jit.is_tracing()
         key = tuple((c.weight._version, c.weight.data_ptr()) for c in convs)
         cached = getattr(self, "_blend_cache", None)
-        if cached is not None and cached[0] == key and not torch.jit.is_tracing():
+        if not tracing and cached is not None and cached[0] == key:
             return cached[1]
         kernels = [conv.weight.flatten(2) for conv in convs]  # (out, in, K)
-        k = self.kernel_size
-        centre = sum(kern[:, :, k // 2] for kern in kernels)  # the centre points all read x itself
+        centre = sum(kern[:, :, self.kernel_size // 2] for kern in kernels)  # the centre points all read x
         sides = tuple(kern[:, :, j, None, None] for kern in kernels for j in (0, 2))
-        if torch.jit.is_tracing():
+        if tracing:
             return centre[..., None, None], sides
         with torch.inference_mode(False):  # clones that stay usable outside inference mode
             self._blend_cache = (key, (centre[..., None, None].clone(), tuple(t.clone() for t in sides)))
